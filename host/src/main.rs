@@ -1,0 +1,129 @@
+//! The `mio-host` command line: `build` and `up`, mirroring `spin build` and `spin up`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mio_host::manifest::Manifest;
+use mio_host::{App, HostConfig, Server, builder};
+
+const USAGE: &str = "\
+usage:
+  mio-host build [--manifest spin.toml]
+  mio-host up [--build] [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir .spin]
+              [--sqlite SQL|@file.sql]... [--max-memory-mb 256] [--request-timeout-secs 30]
+              [--compile-cache DIR]
+
+Variables come from SPIN_VARIABLE_<NAME> environment variables or their spin.toml defaults.";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Args {
+    words: std::vec::IntoIter<String>,
+}
+
+impl Args {
+    fn value(&mut self, flag: &str) -> anyhow::Result<String> {
+        self.words
+            .next()
+            .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+    }
+}
+
+fn run(argv: Vec<String>) -> anyhow::Result<()> {
+    let mut args = Args {
+        words: argv.into_iter(),
+    };
+    let command = args.words.next().unwrap_or_default();
+    let mut manifest = PathBuf::from("spin.toml");
+    let mut build = false;
+    let mut config = HostConfig::new("spin.toml");
+    while let Some(flag) = args.words.next() {
+        match flag.as_str() {
+            "--manifest" | "-f" => manifest = PathBuf::from(args.value(&flag)?),
+            "--build" if command == "up" => build = true,
+            "--listen" if command == "up" => {
+                let value = args.value(&flag)?;
+                config.listen = value.parse::<SocketAddr>().with_context(|| {
+                    format!("--listen {value:?} is not an address like 127.0.0.1:3000")
+                })?;
+            }
+            "--state-dir" if command == "up" => {
+                config.state_dir = Some(PathBuf::from(args.value(&flag)?));
+            }
+            "--sqlite" if command == "up" => config.sqlite_statements.push(args.value(&flag)?),
+            "--max-memory-mb" if command == "up" => {
+                let mb: usize = args.value(&flag)?.parse().context("--max-memory-mb")?;
+                config.limits.max_memory_bytes = mb << 20;
+            }
+            "--request-timeout-secs" if command == "up" => {
+                let secs: u64 = args
+                    .value(&flag)?
+                    .parse()
+                    .context("--request-timeout-secs")?;
+                config.limits.request_timeout = Duration::from_secs(secs);
+            }
+            "--compile-cache" if command == "up" => {
+                config.compile_cache = Some(PathBuf::from(args.value(&flag)?));
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unexpected argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    config.manifest = manifest.clone();
+    match command.as_str() {
+        "build" => builder::build_all(&Manifest::load(&manifest)?),
+        "up" => {
+            if build {
+                builder::build_all(&Manifest::load(&manifest)?)?;
+            }
+            up(config)
+        }
+        "" | "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn up(config: HostConfig) -> anyhow::Result<()> {
+    let app = Arc::new(App::load(&config)?);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let server = Server::start(Arc::clone(&app), listener)?;
+        println!("Serving http://{}", server.addr());
+        println!("Available Routes:");
+        for trigger in &app.manifest().http_triggers {
+            println!(
+                "  {}: http://{}{}",
+                trigger.component,
+                server.addr(),
+                trigger.route
+            );
+        }
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        println!("Shutting down");
+        server.stop().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,90 @@
+//! The per-request store data: WASI, `wasi:http`, resources, limits and the calling component.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::AllowedHosts;
+use crate::outbound_http::OutboundHooks;
+use crate::pool::Pool;
+
+/// What a component is allowed and given, fixed at start-up.
+#[derive(Debug)]
+pub struct ComponentRuntime {
+    /// The component id from `spin.toml`.
+    pub id: Arc<str>,
+    /// Its `[component.<id>.variables]`, resolved.
+    pub variables: HashMap<String, String>,
+    /// Its `key_value_stores` labels.
+    pub key_value_stores: Vec<String>,
+    /// Its `sqlite_databases` labels.
+    pub sqlite_databases: Vec<String>,
+    /// Its `allowed_outbound_hosts`, resolved.
+    pub allowed: Arc<AllowedHosts>,
+}
+
+/// The application's storage, shared by every request.
+#[derive(Debug)]
+pub struct Stores {
+    /// The default key-value store.
+    pub key_value: Arc<Pool>,
+    /// The default SQLite database.
+    pub sqlite: Arc<Pool>,
+}
+
+/// Data of one request's `Store`; dropped with the instance when the request ends.
+pub struct RequestState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) hooks: OutboundHooks,
+    pub(crate) limits: StoreLimits,
+    pub(crate) component: Arc<ComponentRuntime>,
+    pub(crate) app: Arc<Stores>,
+}
+
+impl RequestState {
+    /// Fresh state for one invocation of `component`.
+    pub fn new(
+        component: Arc<ComponentRuntime>,
+        app: Arc<Stores>,
+        wasi: WasiCtx,
+        limits: StoreLimits,
+    ) -> Self {
+        RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundHooks {
+                component: Arc::clone(&component.id),
+                allowed: Arc::clone(&component.allowed),
+            },
+            limits,
+            component,
+            app,
+        }
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The host's Spin-compatible behaviour, checked with the real main app and the probe component.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mio_host::{App, Limits};
+use mio_tests::{Options, TestApp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A tiny HTTP upstream on 127.0.0.1 that answers 200 to everything and counts connections.
+struct Upstream {
+    url: String,
+    connections: Arc<AtomicUsize>,
+}
+
+async fn upstream() -> Upstream {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind upstream");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _read = stream.read(&mut buf).await;
+                let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                if stream.write_all(reply).await.is_ok() {
+                    drop(stream.shutdown().await);
+                }
+            });
+        }
+    });
+    Upstream { url, connections }
+}
+
+fn probe_options(upstream: &str) -> Options {
+    Options {
+        manifest: "tests/fixtures/probe/spin.toml".into(),
+        variables: HashMap::from([("SPIN_VARIABLE_UPSTREAM".into(), upstream.to_owned())]),
+        limits: Limits {
+            max_memory_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(2),
+        },
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String) {
+    let res = app.client.get(app.url(path)).send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_not_in_manifest_answers_404() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/api/v1", "/api/v1/unknown", "/api/v1/customersx"] {
+        let (status, _) = get(&app, path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_call_to_unlisted_host_fails_in_guest_without_connecting() {
+    let allowed = upstream().await;
+    let forbidden = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&allowed.url)).await;
+
+    let (status, body) = get(&app, &format!("/probe/outbound?{}/x", forbidden.url)).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("outbound error"), "{body}");
+    assert_eq!(
+        forbidden.connections.load(Ordering::SeqCst),
+        0,
+        "no connection made"
+    );
+
+    let (status, body) = get(&app, &format!("/probe/outbound?{}/x", allowed.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "upstream answered 200");
+    assert_eq!(allowed.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trapping_guest_answers_500_and_next_request_succeeds() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, _) = get(&app, "/probe/trap").await;
+    assert_eq!(status, 500);
+    let (status, body) = get(&app, "/probe/static").await;
+    assert_eq!((status, body.as_str()), (200, "1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_guest_is_stopped_by_the_time_limit() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, _) = get(&app, "/probe/spin").await;
+    assert_eq!(status, 500);
+    let (status, _) = get(&app, "/probe/static").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hungry_guest_is_stopped_by_the_memory_limit() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, _) = get(&app, "/probe/alloc").await;
+    assert_eq!(status, 500);
+    let (status, _) = get(&app, "/probe/static").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_gets_a_fresh_instance_but_key_value_state_persists() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    for _ in 0..3 {
+        let (status, body) = get(&app, "/probe/static").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "1"),
+            "guest statics never leak"
+        );
+    }
+    let counts: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(get(&app, "/probe/kv").await.1);
+        }
+        v
+    };
+    assert_eq!(counts, ["1", "2", "3"]);
+    assert!(app.state_dir().join("sqlite_key_value.db").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_sees_only_its_own_variables() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, body) = get(&app, "/probe/variable?greeting").await;
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    // `upstream` is an application variable the component did not map into its own variables.
+    let (status, _) = get(&app, "/probe/variable?upstream").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&app, "/probe/variable?Not-Valid").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_without_sqlite_databases_gets_access_denied() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, body) = get(&app, "/probe/sqlite").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_lowercase().contains("access"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_required_variable_stops_start_up_naming_it() {
+    let mut options = probe_options("http://127.0.0.1:9");
+    options.variables.clear();
+    let state = tempfile::tempdir().expect("tempdir");
+    let err = App::load(&options.config(state.path()))
+        .err()
+        .expect("start-up must fail");
+    let text = format!("{err:#}");
+    assert!(text.contains("upstream"), "{text}");
+    assert!(text.contains("SPIN_VARIABLE_UPSTREAM"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_wasm_stops_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        r#"spin_manifest_version = 2
+[application]
+name = "missing"
+[[trigger.http]]
+route = "/..."
+component = "ghost"
+[component.ghost]
+source = "ghost.wasm"
+"#,
+    )
+    .expect("write manifest");
+    let mut config = mio_host::HostConfig::new(&manifest);
+    config.state_dir = Some(dir.path().join(".spin"));
+    let err = App::load(&config).err().expect("start-up must fail");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("ghost.wasm") && text.contains("does not exist"),
+        "{text}"
+    );
+}
