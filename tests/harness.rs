@@ -5,13 +5,15 @@
 //! The components must be built first (`scripts/test` does it); a missing `.wasm` fails the test
 //! with the host's own message saying so.
 
+pub mod fake_stripe;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mio_host::{App, HostConfig, Limits, Server, VariableSource};
+use mio_host::{App, CronScheduler, HostConfig, Limits, Server, VariableSource};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -42,6 +44,8 @@ pub struct Options {
     pub variables: HashMap<String, String>,
     /// Per-request limits.
     pub limits: Limits,
+    /// Whether `[[trigger.cron]]` schedules fire on their own (off: tests fire them explicitly).
+    pub cron: bool,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             manifest: PathBuf::from("spin.toml"),
             variables: HashMap::from([("SPIN_VARIABLE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())]),
             limits: Limits::default(),
+            cron: false,
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct TestApp {
     options: Options,
     state: TempDir,
     server: Option<Server>,
+    cron: Option<CronScheduler>,
+    app: Arc<App>,
 }
 
 impl TestApp {
@@ -90,8 +97,11 @@ impl TestApp {
     /// Starts an application with `options`.
     pub async fn spawn_with(options: Options) -> TestApp {
         let state = tempfile::tempdir().expect("temp state dir");
-        let server = start(&options, state.path()).await.expect("host starts");
+        let (app, server) = start(&options, state.path()).await.expect("host starts");
+        let cron = options.cron.then(|| CronScheduler::start(Arc::clone(&app)));
         TestApp {
+            app,
+            cron,
             base: format!("http://{}", server.addr()),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -103,6 +113,11 @@ impl TestApp {
         }
     }
 
+    /// The loaded application behind the server.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
     /// The state directory (`.spin` equivalent).
     pub fn state_dir(&self) -> &Path {
         self.state.path()
@@ -110,12 +125,18 @@ impl TestApp {
 
     /// Stops the host and starts a new one on the same state directory.
     pub async fn restart(&mut self) {
+        self.cron = None;
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
-        let server = start(&self.options, self.state.path())
+        let (app, server) = start(&self.options, self.state.path())
             .await
             .expect("host restarts");
+        self.cron = self
+            .options
+            .cron
+            .then(|| CronScheduler::start(Arc::clone(&app)));
+        self.app = app;
         self.base = format!("http://{}", server.addr());
         self.server = Some(server);
     }
@@ -172,11 +193,13 @@ impl TestApp {
     }
 }
 
-async fn start(options: &Options, state_dir: &Path) -> anyhow::Result<Server> {
+async fn start(options: &Options, state_dir: &Path) -> anyhow::Result<(Arc<App>, Server)> {
     let config = options.config(state_dir);
     let app = tokio::task::spawn_blocking(move || App::load(&config))
         .await
         .context("loader task")??;
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    Server::start(Arc::new(app), listener)
+    let server = Server::start(Arc::clone(&app), listener)?;
+    Ok((app, server))
 }

@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::bindings::cron::SpinCronPre;
 use crate::bindings::fermyon::spin;
+use crate::cron::CronSchedule;
 use crate::manifest::Manifest;
 use crate::outbound::AllowedHosts;
 use crate::router::Router;
@@ -107,7 +109,11 @@ impl HostConfig {
 
 pub(crate) struct LoadedComponent {
     pub(crate) runtime: Arc<ComponentRuntime>,
-    pub(crate) pre: ProxyPre<RequestState>,
+    pub(crate) pre: InstancePre<RequestState>,
+    /// Present when an HTTP trigger routes to the component.
+    pub(crate) http: Option<ProxyPre<RequestState>>,
+    /// Present when a cron trigger runs the component.
+    pub(crate) cron: Option<SpinCronPre<RequestState>>,
 }
 
 /// A loaded application, ready to serve.
@@ -118,6 +124,7 @@ pub struct App {
     pub(crate) components: HashMap<String, LoadedComponent>,
     pub(crate) stores: Arc<Stores>,
     pub(crate) limits: Limits,
+    pub(crate) schedules: Vec<CronSchedule>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -140,6 +147,11 @@ impl App {
                 c.source.display()
             );
         }
+        let schedules = manifest
+            .cron_triggers
+            .iter()
+            .map(CronSchedule::parse)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let router = Router::build(
             manifest
                 .http_triggers
@@ -198,15 +210,45 @@ impl App {
                         decl.id
                     )
                 })?;
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "component {:?} does not export wasi:http/incoming-handler",
-                        decl.id
-                    )
-                })?;
-            components.insert(decl.id.clone(), LoadedComponent { runtime, pre });
+            let http = manifest
+                .http_triggers
+                .iter()
+                .any(|t| t.component == decl.id)
+                .then(|| {
+                    ProxyPre::new(pre.clone())
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| {
+                            format!(
+                                "component {:?} has an HTTP trigger but does not export wasi:http/incoming-handler",
+                                decl.id
+                            )
+                        })
+                })
+                .transpose()?;
+            let cron = manifest
+                .cron_triggers
+                .iter()
+                .any(|t| t.component == decl.id)
+                .then(|| {
+                    SpinCronPre::new(pre.clone())
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| {
+                            format!(
+                                "component {:?} has a cron trigger but does not export handle-cron-event (fermyon:spin-cron@2.0.0)",
+                                decl.id
+                            )
+                        })
+                })
+                .transpose()?;
+            components.insert(
+                decl.id.clone(),
+                LoadedComponent {
+                    runtime,
+                    pre,
+                    http,
+                    cron,
+                },
+            );
         }
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -218,6 +260,7 @@ impl App {
             components,
             stores,
             limits: config.limits,
+            schedules,
             ticker_stop,
         })
     }
@@ -227,9 +270,16 @@ impl App {
         &self.manifest
     }
 
-    /// The wasmtime engine (for measuring instantiation in benchmarks).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// Creates and drops one instance of `component` without running it: exactly the
+    /// per-request set-up cost, which the benchmark measures.
+    pub async fn instantiate_only(&self, component: &str) -> anyhow::Result<()> {
+        let loaded = self
+            .components
+            .get(component)
+            .with_context(|| format!("no component {component:?}"))?;
+        let mut guest = crate::server::new_store(self, loaded);
+        loaded.pre.instantiate_async(&mut guest.store).await?;
+        Ok(())
     }
 }
 

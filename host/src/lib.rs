@@ -10,6 +10,7 @@
 pub mod app;
 pub mod bindings;
 pub mod builder;
+pub mod cron;
 pub mod key_value;
 pub mod manifest;
 pub mod outbound;
@@ -23,4 +24,5 @@ pub mod template;
 pub mod variables;
 
 pub use app::{App, HostConfig, Limits, VariableSource};
+pub use cron::CronScheduler;
 pub use server::Server;

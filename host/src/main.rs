@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mio_host::manifest::Manifest;
-use mio_host::{App, HostConfig, Server, builder};
+use mio_host::{App, CronScheduler, HostConfig, Server, builder};
 
 const USAGE: &str = "\
 usage:
@@ -109,6 +109,7 @@ fn up(config: HostConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let server = Server::start(Arc::clone(&app), listener)?;
+        let cron = CronScheduler::start(Arc::clone(&app));
         println!("Serving http://{}", server.addr());
         println!("Available Routes:");
         for trigger in &app.manifest().http_triggers {
@@ -119,10 +120,14 @@ fn up(config: HostConfig) -> anyhow::Result<()> {
                 trigger.route
             );
         }
+        for schedule in app.cron_schedules() {
+            println!("  {}: cron \"{}\"", schedule.component, schedule.expression);
+        }
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;
         println!("Shutting down");
+        drop(cron);
         server.stop().await;
         Ok(())
     })

@@ -64,11 +64,11 @@ impl Pool {
     }
 
     fn put(&self, conn: Connection) {
-        if !conn.is_autocommit() {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                eprintln!("[mio-host] dropping a connection left in a transaction: {e}");
-                return;
-            }
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            eprintln!("[mio-host] dropping a connection left in a transaction: {e}");
+            return;
         }
         self.idle
             .lock()

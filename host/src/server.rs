@@ -21,6 +21,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -80,10 +81,10 @@ impl Server {
                 eprintln!("[mio-host] server was already stopped");
             }
         }
-        if let Some(task) = self.task.take() {
-            if let Err(e) = task.await {
-                eprintln!("[mio-host] server task ended abnormally: {e}");
-            }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            eprintln!("[mio-host] server task ended abnormally: {e}");
         }
     }
 }
@@ -101,14 +102,14 @@ async fn serve_connection(app: Arc<App>, stream: tokio::net::TcpStream, client: 
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(handle(app, req, client).await) }
     });
-    if let Err(e) = http1::Builder::new()
+    let served = http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
-        .await
+        .await;
+    if let Err(e) = served
+        && !e.is_incomplete_message()
     {
-        if !e.is_incomplete_message() {
-            eprintln!("[mio-host] connection from {client}: {e}");
-        }
+        eprintln!("[mio-host] connection from {client}: {e}");
     }
 }
 
@@ -131,10 +132,20 @@ async fn handle(
     mut req: hyper::Request<Incoming>,
     client: SocketAddr,
 ) -> hyper::Response<HyperOutgoingBody> {
+    if let Some(reserved) = req.uri().path().strip_prefix(router::WELL_KNOWN_PREFIX) {
+        // Spin answers its reserved paths itself, before any routing.
+        return match reserved {
+            "health" => plain(200, "OK"),
+            _ => plain(404, "Not Found"),
+        };
+    }
     let Some(matched) = app.router.route(req.uri().path()) else {
         return plain(404, "Not Found");
     };
     let Some(component) = app.components.get(matched.component_id()) else {
+        return plain(500, "Internal Server Error");
+    };
+    let Some(proxy) = &component.http else {
         return plain(500, "Internal Server Error");
     };
     let path_and_query = req
@@ -157,7 +168,7 @@ async fn handle(
         }
     }
     let what = format!("{} {path_and_query}", req.method());
-    match run(&app, component, req, what).await {
+    match run(&app, component, proxy, req, what).await {
         Some(res) => res,
         None => plain(500, "Internal Server Error"),
     }
@@ -168,11 +179,12 @@ async fn handle(
 async fn run(
     app: &App,
     component: &LoadedComponent,
+    proxy: &ProxyPre<RequestState>,
     req: hyper::Request<Incoming>,
     what: String,
 ) -> Option<hyper::Response<HyperOutgoingBody>> {
     let id = Arc::clone(&component.runtime.id);
-    match start(app, component, req, what.clone()).await {
+    match start(app, component, proxy, req, what.clone()).await {
         Ok(receiver) => match receiver.await {
             Ok(Ok(res)) => Some(res),
             Ok(Err(code)) => {
@@ -200,31 +212,17 @@ type ResponseReceiver = oneshot::Receiver<
 async fn start(
     app: &App,
     component: &LoadedComponent,
+    proxy: &ProxyPre<RequestState>,
     req: hyper::Request<Incoming>,
     what: String,
 ) -> anyhow::Result<ResponseReceiver> {
     let started = Instant::now();
-    let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
-    let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
-    let wasi = WasiCtxBuilder::new()
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .build();
-    let limits = StoreLimitsBuilder::new()
-        .memory_size(app.limits.max_memory_bytes)
-        .build();
-    let state = RequestState::new(
-        Arc::clone(&component.runtime),
-        Arc::clone(&app.stores),
-        wasi,
-        limits,
-    );
-    let mut store = Store::new(&app.engine, state);
-    store.limiter(|s| &mut s.limits);
+    let GuestStore {
+        mut store,
+        stdout,
+        stderr,
+    } = new_store(app, component);
     let timeout = app.limits.request_timeout;
-    let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
 
     let (sender, receiver) = oneshot::channel();
     let incoming = store
@@ -232,7 +230,7 @@ async fn start(
         .http()
         .new_incoming_request(Scheme::Http, req)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = component.pre.clone();
+    let pre = proxy.clone();
     let id = Arc::clone(&component.runtime.id);
     let task = tokio::spawn(async move {
         let result = tokio::time::timeout(timeout, async {
@@ -261,7 +259,42 @@ async fn start(
     Ok(receiver)
 }
 
-fn forward_guest_output(id: &str, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) {
+/// A fresh store for one invocation of `component`, with its output pipes and limits applied.
+pub(crate) struct GuestStore {
+    pub(crate) store: Store<RequestState>,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+pub(crate) fn new_store(app: &App, component: &LoadedComponent) -> GuestStore {
+    let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
+    let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_CAPACITY);
+    let wasi = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(app.limits.max_memory_bytes)
+        .build();
+    let state = RequestState::new(
+        Arc::clone(&component.runtime),
+        Arc::clone(&app.stores),
+        wasi,
+        limits,
+    );
+    let mut store = Store::new(&app.engine, state);
+    store.limiter(|s| &mut s.limits);
+    let ticks = (app.limits.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    GuestStore {
+        store,
+        stdout,
+        stderr,
+    }
+}
+
+pub(crate) fn forward_guest_output(id: &str, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) {
     for pipe in [stdout, stderr] {
         let bytes = pipe.contents();
         if bytes.is_empty() {

@@ -46,6 +46,7 @@ fn probe_options(upstream: &str) -> Options {
             max_memory_bytes: 64 << 20,
             request_timeout: Duration::from_secs(2),
         },
+        cron: false,
     }
 }
 
@@ -198,4 +199,118 @@ source = "ghost.wasm"
         text.contains("ghost.wasm") && text.contains("does not exist"),
         "{text}"
     );
+}
+
+fn header_map(body: &str) -> HashMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_receives_spin_headers_for_a_wildcard_route() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, body) = get(&app, "/probe/headers?x=1").await;
+    assert_eq!(status, 200);
+    let h = header_map(&body);
+    assert_eq!(h["spin-full-url"], app.url("/probe/headers?x=1"));
+    assert_eq!(h["spin-path-info"], "/headers");
+    assert_eq!(h["spin-matched-route"], "/probe/...");
+    assert_eq!(h["spin-raw-component-route"], "/probe/...");
+    assert_eq!(h["spin-component-route"], "/probe");
+    assert_eq!(h["spin-base-path"], "/");
+    assert!(h["spin-client-addr"].starts_with("127.0.0.1:"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_receives_named_segments_as_path_match_headers() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, body) = get(&app, "/named/42/items/abc").await;
+    assert_eq!(status, 200);
+    let h = header_map(&body);
+    assert_eq!(h["spin-path-match-id"], "42");
+    assert_eq!(h["spin-path-match-item"], "abc");
+    assert_eq!(h["spin-matched-route"], "/named/:id/items/:item");
+    assert_eq!(h["spin-path-info"], "");
+
+    let (status, body) = get(&app, "/exact").await;
+    assert_eq!(status, 200);
+    assert_eq!(header_map(&body)["spin-matched-route"], "/exact");
+    let (status, _) = get(&app, "/exact/more").await;
+    assert_eq!(status, 404, "an exact route does not match longer paths");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_health_path_is_answered_by_the_host() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let (status, body) = get(&app, "/.well-known/spin/health").await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_event_runs_the_components_handle_cron_event_export() {
+    let up = upstream().await;
+    let app = TestApp::spawn_with(probe_options(&up.url)).await;
+    let outcome = app
+        .app()
+        .fire_cron("probe", 1_700_000_000)
+        .await
+        .expect("no trap");
+    assert_eq!(outcome, Ok(()));
+    assert_eq!(get(&app, "/probe/kv-read?cron").await.1, "1");
+
+    let outcome = app.app().fire_cron("probe", 0).await.expect("no trap");
+    let message = outcome.expect_err("the guest rejects timestamp 0");
+    assert!(message.contains("timestamp 0"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_schedule_fires_by_itself() {
+    let up = upstream().await;
+    let mut options = probe_options(&up.url);
+    options.cron = true; // "* * * * * *": every second
+    let app = TestApp::spawn_with(options).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let count: u64 = get(&app, "/probe/kv-read?cron")
+            .await
+            .1
+            .parse()
+            .expect("count");
+        if count >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the every-second schedule fired only {count} times in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_cron_expression_stops_start_up() {
+    let root = mio_tests::workspace_root();
+    let text = std::fs::read_to_string(root.join("tests/fixtures/probe/spin.toml"))
+        .expect("probe manifest")
+        .replace("\"* * * * * *\"", "\"every minute\"");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = root.join("tests/fixtures/probe");
+    let text = text.replace(
+        "source = \"../../../",
+        &format!("source = \"{}/../../../", fixture.display()),
+    );
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, text).expect("write manifest");
+    let mut config = mio_host::HostConfig::new(&manifest);
+    config.state_dir = Some(dir.path().join(".spin"));
+    config.variables.overrides =
+        HashMap::from([("SPIN_VARIABLE_UPSTREAM".into(), "http://127.0.0.1:9".into())]);
+    let err = App::load(&config).err().expect("start-up must fail");
+    let text = format!("{err:#}");
+    assert!(text.contains("every minute"), "{text}");
 }
