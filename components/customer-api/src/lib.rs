@@ -1,0 +1,29 @@
+//! The `customer-api` Spin component: account bootstrap and customer CRUD over HTTP.
+//!
+//! A thin shell: it parses requests into the core's types (`mio_shared`), reads and writes
+//! Spin SQLite, and maps errors to problem responses. It makes no business decisions itself.
+//! This file is only the entry point; see `app` for the request pipeline.
+
+mod app;
+mod auth;
+mod error;
+mod handlers;
+mod platform;
+mod request;
+mod response;
+mod router;
+mod storage;
+
+// The SDK's macro generates the `unsafe` export glue of the wasi:http world; our own code
+// stays free of `unsafe` (denied crate-wide in Cargo.toml).
+#[allow(unsafe_code)]
+mod entry {
+    use spin_sdk::http::{IncomingRequest, Response};
+    use spin_sdk::http_component;
+
+    /// Serves one request (Spin creates a fresh instance for each).
+    #[http_component]
+    async fn handle(request: IncomingRequest) -> Response {
+        crate::app::handle(request).await
+    }
+}

@@ -1,0 +1,134 @@
+//! Maps a method and path to one of this component's routes.
+
+use mio_shared::CustomerId;
+use spin_sdk::http::Method;
+
+/// Every route this component serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /api/v1/admin/accounts`
+    CreateAccount,
+    /// `GET /api/v1/customers`
+    ListCustomers,
+    /// `POST /api/v1/customers`
+    CreateCustomer,
+    /// `GET /api/v1/customers/{id}`
+    GetCustomer(CustomerId),
+    /// `PATCH /api/v1/customers/{id}`
+    UpdateCustomer(CustomerId),
+    /// `DELETE /api/v1/customers/{id}`
+    DeleteCustomer(CustomerId),
+}
+
+/// Why no route matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// No such path here (including a customer path whose id cannot be a customer id).
+    NotFound(&'static str),
+    /// The path exists with other methods, listed for the `Allow` header.
+    MethodNotAllowed(&'static [&'static str]),
+}
+
+const API_PREFIX: &str = "/api/v1/";
+
+/// Resolves a request path (without query) and method.
+pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
+    const NO_ROUTE: RouteError = RouteError::NotFound("There is no such route in this API.");
+    let rest = path.strip_prefix(API_PREFIX).ok_or(NO_ROUTE)?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        ["admin", "accounts"] => match method {
+            Method::Post => Ok(Route::CreateAccount),
+            _ => Err(RouteError::MethodNotAllowed(&["POST"])),
+        },
+        ["customers"] => match method {
+            Method::Get => Ok(Route::ListCustomers),
+            Method::Post => Ok(Route::CreateCustomer),
+            _ => Err(RouteError::MethodNotAllowed(&["GET", "POST"])),
+        },
+        ["customers", id] => {
+            // A segment that cannot be a customer id names no resource, whatever the method.
+            let id = CustomerId::parse(id).map_err(|_| {
+                RouteError::NotFound("No customer has this id (customer ids look like cus_…).")
+            })?;
+            match method {
+                Method::Get => Ok(Route::GetCustomer(id)),
+                Method::Patch => Ok(Route::UpdateCustomer(id)),
+                Method::Delete => Ok(Route::DeleteCustomer(id)),
+                _ => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
+            }
+        }
+        _ => Err(NO_ROUTE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> CustomerId {
+        CustomerId::from_random(&[1; 16])
+    }
+
+    #[test]
+    fn customer_routes_resolve_by_method() {
+        let path = format!("/api/v1/customers/{}", id());
+        assert_eq!(
+            resolve(&Method::Get, "/api/v1/customers"),
+            Ok(Route::ListCustomers)
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/v1/customers"),
+            Ok(Route::CreateCustomer)
+        );
+        assert_eq!(resolve(&Method::Get, &path), Ok(Route::GetCustomer(id())));
+        assert_eq!(
+            resolve(&Method::Patch, &path),
+            Ok(Route::UpdateCustomer(id()))
+        );
+        assert_eq!(
+            resolve(&Method::Delete, &path),
+            Ok(Route::DeleteCustomer(id()))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/v1/admin/accounts"),
+            Ok(Route::CreateAccount)
+        );
+    }
+
+    #[test]
+    fn a_wrong_method_lists_the_allowed_ones() {
+        let path = format!("/api/v1/customers/{}", id());
+        assert_eq!(
+            resolve(&Method::Put, &path),
+            Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"]))
+        );
+        assert_eq!(
+            resolve(&Method::Delete, "/api/v1/customers"),
+            Err(RouteError::MethodNotAllowed(&["GET", "POST"]))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/v1/admin/accounts"),
+            Err(RouteError::MethodNotAllowed(&["POST"]))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_impossible_ids_are_not_found() {
+        for path in [
+            "/",
+            "/api/v1/",
+            "/api/v1/nope",
+            "/api/v1/customers/",
+            "/api/v1/customers/import",
+            "/api/v1/customers/cus_short",
+            "/api/v2/customers",
+            "/api/v1/customers/x/y",
+        ] {
+            assert!(
+                matches!(resolve(&Method::Post, path), Err(RouteError::NotFound(_))),
+                "{path}"
+            );
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The pure core of Mio Automations: domain types and rules, with no I/O and no clock.
+//!
+//! Components parse requests into these types at the edge ([`NewCustomer`], [`CustomerPatch`],
+//! [`ListQuery`], ...) and get decisions back as values. Nothing here reads the time, draws
+//! random numbers, or touches storage or the network: the caller passes `now` as a
+//! [`Timestamp`] and random bytes as arrays (e.g. [`CustomerId::from_random`]).
+
+pub mod account;
+pub mod customer;
+mod encoding;
+pub mod field;
+pub mod ids;
+pub mod json;
+pub mod list;
+pub mod problem;
+mod text;
+pub mod time;
+pub mod token;
+
+pub use account::{Account, AccountBody, AccountName, CreatedAccount, NewAccount, TimeZone};
+pub use customer::{
+    Address, Customer, CustomerBody, CustomerName, CustomerPatch, CustomerPatchBody, Email,
+    NewCustomer, Notes, Notifications, NotificationsPatch, Phone, StripeCustomerId,
+};
+pub use field::{FieldError, Patch};
+pub use ids::{AccountId, CustomerId, IdError};
+pub use json::BodyError;
+pub use list::{Cursor, Limit, ListQuery, Page, SearchText, fold};
+pub use problem::{Problem, ProblemType};
+pub use text::TextError;
+pub use time::Timestamp;
+pub use token::{ApiToken, TokenHash};

@@ -1,0 +1,2432 @@
+//! A fake Stripe API for the integration tests: the only Stripe our tests ever talk to.
+//!
+//! It is a real HTTP/1.1 server (hyper + tokio) on `127.0.0.1:<port 0>`, started per test and
+//! stopped when the [`FakeStripe`] is dropped. Components reach it through the `stripe_api_base`
+//! variable ([`FakeStripe::url`]) with the key [`FakeStripe::secret_key`].
+//!
+//! # What it speaks (Stripe API v1 wire format)
+//!
+//! * Authentication: `Authorization: Bearer <secret key>`, or HTTP Basic with the key as the user
+//!   name and an empty password (what `curl -u sk_...:` sends). Anything else: `401` with an
+//!   `invalid_request_error`.
+//! * Bodies are `application/x-www-form-urlencoded` with Stripe's bracket notation for nested
+//!   values (`metadata[booking_id]=…`, `payment_method_types[]=card`, `items[0][price]=…`); GET
+//!   parameters come in the query string with the same notation. See [`decode_form`].
+//! * Every response is pretty-printed JSON and carries a `Request-Id: req_…` header. Errors use
+//!   Stripe's envelope `{"error": {"type", "code", "message", "param", "doc_url", …}}` with the
+//!   `type` values Stripe documents (`api_error`, `card_error`, `idempotency_error`,
+//!   `invalid_request_error`); see <https://docs.stripe.com/api/errors>.
+//! * Connected accounts: `Stripe-Account: acct_…` makes the request act on that account. Objects
+//!   live in the account they were created on or seeded for (no header = the platform itself);
+//!   asking for them from any other account answers `404 resource_missing`, exactly like asking
+//!   for an id that does not exist. Any `acct_…` id is taken to be a connected account; a header
+//!   without that prefix is refused (`403`, code `account_invalid`).
+//!
+//! Endpoints:
+//!
+//! * `POST /v1/payment_intents`: create (and, with `confirm=true`, confirm) a PaymentIntent;
+//! * `GET /v1/payment_intents/{id}`;
+//! * `GET /v1/payment_intents` (list; `customer`, `limit`, `starting_after`): unlike search, this
+//!   is read-after-write consistent at Stripe;
+//! * `GET /v1/payment_intents/search` (Stripe Search: clauses on `metadata['key']`, `status`,
+//!   `currency`, `customer`, `amount`, `created`, joined by `AND` or `OR`, `-` to negate);
+//! * `GET /v1/payment_methods/{id}` (card payment methods seeded with
+//!   [`FakeStripe::add_payment_method`]);
+//! * anything else: `404` with Stripe's "unrecognized request URL" error.
+//!
+//! Parameters are validated the way Stripe does it for these endpoints: unknown ones are refused
+//! (`400`, code `parameter_unknown`, `param` naming it), required ones must be present
+//! (`parameter_missing`), integers and booleans must parse, metadata must respect Stripe's limits
+//! (50 keys, keys up to 40 characters, values up to 500). Parameters Stripe has but this fake
+//! does not implement (`expand`, for instance) are refused with a message that says so rather than
+//! being silently ignored.
+//!
+//! # Outcomes of a charge
+//!
+//! `POST /v1/payment_intents` with `confirm=true` takes its outcome from a script queue
+//! ([`FakeStripe::push_outcome`]); an empty queue means [`Outcome::Succeed`]. The shapes mirror
+//! Stripe's documentation:
+//!
+//! * success: `200`, the PaymentIntent with `status: "succeeded"`, `amount_received`, and the
+//!   `latest_charge` id (`requires_capture` instead with `capture_method=manual`);
+//! * card declined: `402` with `type: "card_error"`, `code: "card_declined"` (or the specific code
+//!   Stripe uses for `expired_card`, `incorrect_cvc`, `processing_error`, …), the issuer's
+//!   `decline_code`, the failed `charge` id, the `payment_method`, and the PaymentIntent embedded
+//!   in `error.payment_intent` in status `requires_payment_method` with `last_payment_error` set
+//!   and `payment_method: null` (<https://docs.stripe.com/declines/codes>);
+//! * authentication needed: an off-session confirmation (`off_session=true`, or
+//!   `error_on_requires_action=true`) cannot ask the customer to authenticate, so Stripe fails it:
+//!   `402`, `type: "card_error"`, `code` and `decline_code` both `authentication_required`, and
+//!   the embedded PaymentIntent is in `requires_payment_method`, *not* `requires_action`
+//!   (<https://support.stripe.com/questions/manual-confirmation-for-off-session-payments-requiring-strong-customer-authentication-%28sca%29>,
+//!   <https://docs.stripe.com/declines/codes>). An on-session confirmation instead answers `200`
+//!   with `status: "requires_action"` and a `next_action` of type `use_stripe_sdk`.
+//!
+//! # Idempotency, as Stripe documents it
+//!
+//! Sources: <https://docs.stripe.com/api/idempotent_requests>, <https://docs.stripe.com/idempotency>,
+//! <https://docs.stripe.com/error-low-level> (content errors, server errors, idempotency).
+//!
+//! * A `POST` with an `Idempotency-Key` (at most 255 characters) has its resulting status and
+//!   body saved per (account, key), *once execution of the endpoint has begun*, whatever the
+//!   result: success, card decline (`402`) and, as Stripe states explicitly, `500` errors too. A
+//!   later request with the same key and the same parameters gets the saved status and body
+//!   back byte for byte, with `Idempotent-Replayed: true`; nothing runs again, so no second charge.
+//! * The same key with other parameters (or another endpoint) is refused: `400`,
+//!   `type: "idempotency_error"`.
+//! * Nothing is saved when execution never began: Stripe's rate limiters run *in front of* the
+//!   idempotency layer (so a `429` is not saved and a retry with the same key runs for real), and
+//!   neither are `401`s nor requests whose parameters fail validation (`400`).
+//! * A request arriving while another one with the same key is still executing gets
+//!   `409`, `type: "idempotency_error"`, `code: "idempotency_key_in_use"`, and is not saved.
+//! * Stripe keeps keys for at least 24 hours and then prunes them; after that the same key runs
+//!   anew. [`FakeStripe::expire_idempotency_keys`] simulates the pruning.
+//! * Responses to idempotent POSTs echo `Idempotency-Key` and carry `Original-Request`: the
+//!   `Request-Id` of the request whose result is being returned (its own on a first execution,
+//!   the original one on a replay).
+//!
+//! So, unlike a common assumption, **a `500` from Stripe is replayed for the same key**: the docs
+//! say the outcome of a `500` is indeterminate and that Stripe reconciles such requests itself,
+//! firing webhooks for whatever got created, while the saved `500` stays. Code that gets a `500`
+//! must therefore not expect a same-key retry to "go through"; it has to wait for the webhook or
+//! look the PaymentIntent up. [`Outcome::ServerError`] behaves that way. A `5xx` produced in front
+//! of the idempotency layer (a load balancer, an overloaded front end) is not saved, since
+//! execution never began; [`Outcome::ServerErrorBeforeExecution`] models that case, and
+//! [`Outcome::RateLimit`] the `429`.
+//!
+//! Search is not read-after-write at Stripe ("data is searchable in under 1 minute", see
+//! <https://docs.stripe.com/search>); [`FakeStripe::set_search_delay`] reproduces that lag (zero by
+//! default).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The `Stripe-Version` reported when the client does not send one.
+pub const DEFAULT_API_VERSION: &str = "2024-06-20";
+
+/// Longest idempotency key Stripe accepts.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Largest request body the fake reads.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What the next `POST /v1/payment_intents` does. Queue them with [`FakeStripe::push_outcome`].
+///
+/// Outcomes that model a failure *in front of* Stripe's idempotency layer ([`Outcome::RateLimit`],
+/// [`Outcome::ServerErrorBeforeExecution`], [`Outcome::Hang`]) are taken by the next create
+/// request that reaches the fake, replays included, and save nothing. All the others are taken
+/// only by a request that actually executes (not by a replay, nor by a request refused for its
+/// parameters); their result is saved under the request's idempotency key, if any. The card
+/// outcomes ([`Outcome::Decline`], [`Outcome::RequireAuthentication`]) only matter with
+/// `confirm=true`; without it the PaymentIntent is just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The charge succeeds (the default when the queue is empty).
+    Succeed,
+    /// The issuer declines: `402 card_error` with this `decline_code` (for example
+    /// `insufficient_funds`, `generic_decline`, `do_not_honor`, `lost_card`, `stolen_card`,
+    /// `pickup_card`, `fraudulent`, `expired_card`, `incorrect_cvc`, `processing_error`).
+    Decline {
+        /// Stripe's decline code.
+        decline_code: String,
+    },
+    /// The card needs 3-D Secure: off-session, `402 authentication_required` with the
+    /// PaymentIntent in `requires_payment_method`; on-session, `200` in `requires_action`.
+    RequireAuthentication,
+    /// `429` with code `rate_limit`, before the idempotency layer (not saved).
+    RateLimit,
+    /// `500 api_error` once execution began: no PaymentIntent is created, and the `500` is saved
+    /// and replayed for the same key, as Stripe documents.
+    ServerError,
+    /// `500 api_error` from in front of the idempotency layer: not saved, so a retry with the
+    /// same key executes.
+    ServerErrorBeforeExecution,
+    /// Never answers, before anything is executed or saved, until the client gives up. Other
+    /// requests are served meanwhile.
+    Hang,
+    /// Succeeds after this delay. While it runs, the key is in use: a second request with the same
+    /// key gets `409 idempotency_key_in_use`. The charge completes even if the client gives up.
+    SucceedAfter(Duration),
+    /// Charges and saves the result under the idempotency key, then closes the TCP connection
+    /// without answering (the "crash between charged and recorded" case).
+    ChargeThenDropConnection,
+    /// Charges and saves the result under the idempotency key, then never answers (the client
+    /// times out although the charge went through).
+    ChargeThenHang,
+}
+
+impl Outcome {
+    /// [`Outcome::Decline`] with `decline_code`.
+    pub fn decline(decline_code: impl Into<String>) -> Outcome {
+        Outcome::Decline {
+            decline_code: decline_code.into(),
+        }
+    }
+
+    fn before_execution(&self) -> bool {
+        matches!(
+            self,
+            Outcome::RateLimit | Outcome::ServerErrorBeforeExecution | Outcome::Hang
+        )
+    }
+}
+
+/// A PaymentIntent the fake created (one per executed create request that got as far as creating
+/// it: successes, declines and authentication failures alike; see `status`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargeRecord {
+    /// `pi_…`.
+    pub id: String,
+    /// The connected account it belongs to; `None` for the platform account.
+    pub account: Option<String>,
+    /// Minor units.
+    pub amount: i64,
+    /// Lowercase ISO 4217.
+    pub currency: String,
+    /// `cus_…`.
+    pub customer: Option<String>,
+    /// The payment method the request named (`pm_…`).
+    pub payment_method: Option<String>,
+    /// The metadata it was created with.
+    pub metadata: BTreeMap<String, String>,
+    /// The description it was created with.
+    pub description: Option<String>,
+    /// The `Idempotency-Key` of the request that created it.
+    pub idempotency_key: Option<String>,
+    /// `succeeded`, `requires_payment_method` (declined, or authentication needed off-session),
+    /// `requires_action`, `requires_capture`, `requires_confirmation`.
+    pub status: String,
+    /// `ch_…` for a payment attempt (successful or failed).
+    pub latest_charge: Option<String>,
+    /// The full PaymentIntent object as the API returns it.
+    pub object: Value,
+}
+
+/// A request the fake received, in arrival order (including refused ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, ….
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// Every header, names in lowercase (a repeated header keeps its last value).
+    pub headers: BTreeMap<String, String>,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// The `Stripe-Account` header.
+    pub stripe_account: Option<String>,
+    /// The parameters (body for POST, query otherwise) decoded into a nested structure; `Null`
+    /// when they could not be decoded.
+    pub form: Value,
+    /// The body as received.
+    pub raw_body: String,
+    /// The status answered; `None` when no answer was sent (hung, dropped, or still running).
+    pub status: Option<u16>,
+    /// Whether the answer was an idempotent replay.
+    pub replayed: bool,
+    /// The `Request-Id` the fake gave it.
+    pub request_id: String,
+}
+
+impl RecordedRequest {
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// A running fake Stripe; stops when dropped.
+pub struct FakeStripe {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+}
+
+impl fmt::Debug for FakeStripe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeStripe")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.accept.abort();
+    }
+}
+
+impl FakeStripe {
+    /// Starts a fake on `127.0.0.1` with an ephemeral port and a fresh secret key.
+    pub async fn start() -> FakeStripe {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("fake Stripe binds 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let ids = RandomState::new();
+        let secret_key = format!("sk_test_fake_{}", random_chars(&ids, 0, 24));
+        let shared = Arc::new(Shared {
+            secret_key,
+            ids,
+            counter: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        });
+        let (shutdown, watcher) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), watcher));
+        FakeStripe {
+            addr,
+            shared,
+            shutdown,
+            accept,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` — the value for the `stripe_api_base` variable.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The socket address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The only secret key it accepts (`sk_test_fake_…`).
+    pub fn secret_key(&self) -> &str {
+        &self.shared.secret_key
+    }
+
+    /// Seeds a card PaymentMethod `pm_id` attached to `customer`, in connected account `account`
+    /// (`None` = the platform account). The customer exists from then on in that account.
+    /// Seeding an existing id in the same account replaces it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_payment_method(
+        &self,
+        account: Option<&str>,
+        customer: &str,
+        pm_id: &str,
+        brand: &str,
+        last4: &str,
+        exp_month: u32,
+        exp_year: u32,
+    ) {
+        let display_brand = match brand {
+            "amex" => "american_express",
+            "diners" => "diners_club",
+            other => other,
+        };
+        let fingerprint = random_chars(&self.shared.ids, self.shared.next_counter(), 16);
+        let object = json!({
+            "id": pm_id,
+            "object": "payment_method",
+            "allow_redisplay": "unspecified",
+            "billing_details": {
+                "address": {
+                    "city": null, "country": null, "line1": null, "line2": null,
+                    "postal_code": null, "state": null
+                },
+                "email": null,
+                "name": null,
+                "phone": null
+            },
+            "card": {
+                "brand": brand,
+                "checks": {
+                    "address_line1_check": null,
+                    "address_postal_code_check": null,
+                    "cvc_check": "pass"
+                },
+                "country": "US",
+                "display_brand": display_brand,
+                "exp_month": exp_month,
+                "exp_year": exp_year,
+                "fingerprint": fingerprint,
+                "funding": "credit",
+                "generated_from": null,
+                "last4": last4,
+                "networks": {"available": [brand], "preferred": null},
+                "three_d_secure_usage": {"supported": true},
+                "wallet": null
+            },
+            "created": unix_now(),
+            "customer": customer,
+            "livemode": false,
+            "metadata": {},
+            "type": "card"
+        });
+        let account = account.map(str::to_owned);
+        let mut state = self.shared.lock();
+        state
+            .payment_methods
+            .retain(|pm| !(pm.account == account && pm.id == pm_id));
+        state.payment_methods.push(StoredPaymentMethod {
+            account,
+            id: pm_id.to_owned(),
+            customer: customer.to_owned(),
+            object,
+        });
+    }
+
+    /// Appends one outcome to the script of `POST /v1/payment_intents`.
+    pub fn push_outcome(&self, outcome: Outcome) {
+        self.shared.lock().script.push_back(outcome);
+    }
+
+    /// Appends several outcomes, in order.
+    pub fn push_outcomes(&self, outcomes: impl IntoIterator<Item = Outcome>) {
+        self.shared.lock().script.extend(outcomes);
+    }
+
+    /// How many scripted outcomes have not been used yet.
+    pub fn pending_outcomes(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
+    /// PaymentIntents younger than `delay` do not show up in search results (Stripe's search
+    /// index lags behind writes). Zero by default. Retrieve and list are not affected.
+    pub fn set_search_delay(&self, delay: Duration) {
+        self.shared.lock().search_delay = delay;
+    }
+
+    /// Forgets every saved idempotency key, as Stripe does once keys are more than 24 hours old:
+    /// the same key then executes a new request.
+    pub fn expire_idempotency_keys(&self) {
+        self.shared
+            .lock()
+            .idempotency
+            .retain(|_, entry| matches!(entry, IdempotencyEntry::InFlight));
+    }
+
+    /// Every PaymentIntent created so far, oldest first.
+    pub fn charges(&self) -> Vec<ChargeRecord> {
+        self.shared
+            .lock()
+            .intents
+            .iter()
+            .map(StoredIntent::record)
+            .collect()
+    }
+
+    /// The PaymentIntents that actually collected money (`status: "succeeded"`).
+    pub fn succeeded_charges(&self) -> Vec<ChargeRecord> {
+        self.charges()
+            .into_iter()
+            .filter(|c| c.status == "succeeded")
+            .collect()
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// The requests for `method path` (path without query), oldest first.
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server plumbing
+
+struct Shared {
+    secret_key: String,
+    ids: RandomState,
+    counter: AtomicU64,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock must not hide the data from the others.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn next_counter(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `prefix` followed by `len` random alphanumerics.
+    fn new_id(&self, prefix: &str, len: usize) -> String {
+        format!(
+            "{prefix}{}",
+            random_chars(&self.ids, self.next_counter(), len)
+        )
+    }
+}
+
+#[derive(Default)]
+struct State {
+    payment_methods: Vec<StoredPaymentMethod>,
+    intents: Vec<StoredIntent>,
+    idempotency: HashMap<(Option<String>, String), IdempotencyEntry>,
+    script: VecDeque<Outcome>,
+    requests: Vec<RecordedRequest>,
+    search_delay: Duration,
+}
+
+struct StoredPaymentMethod {
+    account: Option<String>,
+    id: String,
+    customer: String,
+    object: Value,
+}
+
+struct StoredIntent {
+    account: Option<String>,
+    idempotency_key: Option<String>,
+    requested_payment_method: Option<String>,
+    inserted: Instant,
+    object: Value,
+}
+
+impl StoredIntent {
+    fn id(&self) -> &str {
+        self.object["id"].as_str().unwrap_or_default()
+    }
+
+    fn record(&self) -> ChargeRecord {
+        let o = &self.object;
+        let text = |field: &str| o[field].as_str().map(str::to_owned);
+        ChargeRecord {
+            id: self.id().to_owned(),
+            account: self.account.clone(),
+            amount: o["amount"].as_i64().unwrap_or_default(),
+            currency: text("currency").unwrap_or_default(),
+            customer: text("customer"),
+            payment_method: self.requested_payment_method.clone(),
+            metadata: o["metadata"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            description: text("description"),
+            idempotency_key: self.idempotency_key.clone(),
+            status: text("status").unwrap_or_default(),
+            latest_charge: text("latest_charge"),
+            object: o.clone(),
+        }
+    }
+}
+
+/// What the idempotency layer knows about a key.
+enum IdempotencyEntry {
+    /// A request with this key is executing.
+    InFlight,
+    /// The saved result.
+    Done {
+        fingerprint: Fingerprint,
+        saved: SavedResponse,
+    },
+}
+
+/// What must match for a replay: the endpoint and the parameters.
+#[derive(Clone, PartialEq)]
+struct Fingerprint {
+    method: String,
+    path: String,
+    params: Value,
+}
+
+#[derive(Clone)]
+struct SavedResponse {
+    status: u16,
+    body: Bytes,
+    request_id: String,
+}
+
+/// The error a service returns to make hyper close the connection without answering.
+#[derive(Debug)]
+struct ConnectionDropped;
+
+impl fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("fake Stripe dropped the connection on purpose")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| serve(Arc::clone(&shared), req));
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// The parts of a request the handlers look at.
+struct ReceivedRequest {
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: BTreeMap<String, String>,
+    body: Bytes,
+}
+
+impl ReceivedRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    fn idempotency_key(&self) -> Option<&str> {
+        self.header("idempotency-key")
+    }
+
+    /// The request's parameters: the form body for POST, the query string otherwise.
+    fn params(&self) -> Result<Map<String, Value>, Failure> {
+        let text = if self.method == "POST" {
+            if !self.body.is_empty() {
+                let content_type = self.header("content-type").unwrap_or_default();
+                let essence = content_type
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                if essence != "application/x-www-form-urlencoded" {
+                    return Err(Failure::invalid(format!(
+                        "Invalid request: unsupported Content-Type {content_type}. The API \
+                         takes application/x-www-form-urlencoded bodies."
+                    )));
+                }
+            }
+            std::str::from_utf8(&self.body)
+                .map_err(|_| Failure::invalid("Invalid request: the body is not valid UTF-8."))?
+        } else {
+            self.query.as_deref().unwrap_or_default()
+        };
+        match decode_form(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Ok(Map::new()),
+            Err(e) => {
+                Err(Failure::invalid(format!("Invalid request: {}", e.message)).param(&e.key))
+            }
+        }
+    }
+}
+
+/// What a handler decided.
+enum Handled {
+    Reply(Reply),
+    Hang,
+    Drop,
+}
+
+struct Reply {
+    status: u16,
+    body: Bytes,
+    /// `Original-Request` header (idempotent POSTs).
+    original_request: Option<String>,
+    replayed: bool,
+    should_retry: Option<bool>,
+}
+
+impl Reply {
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            body: pretty(value),
+            original_request: None,
+            replayed: false,
+            should_retry: None,
+        }
+    }
+}
+
+fn pretty(value: &Value) -> Bytes {
+    let mut text = serde_json::to_vec_pretty(value).unwrap_or_default();
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
+    let request_id = shared.new_id("req_", 14);
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let mut headers = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        headers.insert(
+            name.as_str().to_ascii_lowercase(),
+            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        );
+    }
+    let incoming = ReceivedRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers,
+        body,
+    };
+
+    let index = {
+        let form = incoming.params().map(Value::Object).unwrap_or(Value::Null);
+        let mut state = shared.lock();
+        state.requests.push(RecordedRequest {
+            method: incoming.method.clone(),
+            path: incoming.path.clone(),
+            query: incoming.query.clone(),
+            headers: incoming.headers.clone(),
+            idempotency_key: incoming.idempotency_key().map(str::to_owned),
+            stripe_account: incoming.header("stripe-account").map(str::to_owned),
+            form,
+            raw_body: String::from_utf8_lossy(&incoming.body).into_owned(),
+            status: None,
+            replayed: false,
+            request_id: request_id.clone(),
+        });
+        state.requests.len() - 1
+    };
+
+    match dispatch(&shared, &incoming, &request_id).await {
+        Handled::Reply(reply) => {
+            if let Some(recorded) = shared.lock().requests.get_mut(index) {
+                recorded.status = Some(reply.status);
+                recorded.replayed = reply.replayed;
+            }
+            Ok(respond(&incoming, &request_id, reply))
+        }
+        Handled::Hang => std::future::pending().await,
+        Handled::Drop => Err(ConnectionDropped),
+    }
+}
+
+fn respond(incoming: &ReceivedRequest, request_id: &str, reply: Reply) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-cache, no-store")
+        .header("request-id", request_id)
+        .header(
+            "stripe-version",
+            incoming
+                .header("stripe-version")
+                .unwrap_or(DEFAULT_API_VERSION),
+        );
+    if let Some(account) = incoming.header("stripe-account") {
+        builder = builder.header("stripe-account", account);
+    }
+    if incoming.method == "POST"
+        && let Some(key) = incoming.idempotency_key()
+    {
+        builder = builder.header("idempotency-key", key).header(
+            "original-request",
+            reply.original_request.as_deref().unwrap_or(request_id),
+        );
+    }
+    if reply.replayed {
+        builder = builder.header("idempotent-replayed", "true");
+    }
+    if let Some(retry) = reply.should_retry {
+        builder = builder.header("stripe-should-retry", if retry { "true" } else { "false" });
+    }
+    if reply.status == 401 {
+        builder = builder.header("www-authenticate", "Basic realm=\"Stripe\"");
+    }
+    builder
+        .body(Full::new(reply.body.clone()))
+        .unwrap_or_else(|_| {
+            // Only reachable with a header value hyper refuses; answer without the extras.
+            let mut res = Response::new(Full::new(reply.body));
+            *res.status_mut() =
+                hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::OK);
+            res
+        })
+}
+
+async fn dispatch(shared: &Arc<Shared>, incoming: &ReceivedRequest, request_id: &str) -> Handled {
+    if let Err(failure) = authenticate(&shared.secret_key, incoming) {
+        return failure.handled(request_id);
+    }
+    let account = match incoming.header("stripe-account") {
+        None => None,
+        Some(value) => {
+            let value = value.trim();
+            let valid = value.len() > "acct_".len()
+                && value.starts_with("acct_")
+                && value[5..].bytes().all(|b| b.is_ascii_alphanumeric());
+            if !valid {
+                return Failure::invalid(format!(
+                    "The provided key does not have access to account '{value}' (or that \
+                     account does not exist)."
+                ))
+                .status(403)
+                .code("account_invalid")
+                .handled(request_id);
+            }
+            Some(value.to_owned())
+        }
+    };
+
+    let segments: Vec<&str> = incoming.path.split('/').collect();
+    match (incoming.method.as_str(), segments.as_slice()) {
+        ("POST", ["", "v1", "payment_intents"]) => {
+            create_payment_intent(shared, incoming, account, request_id).await
+        }
+        ("GET", ["", "v1", "payment_intents"]) => sync_handler(incoming, request_id, |params| {
+            list_payment_intents(&shared.lock(), account.as_deref(), params)
+        }),
+        ("GET", ["", "v1", "payment_intents", "search"]) => {
+            sync_handler(incoming, request_id, |params| {
+                search_payment_intents(&shared.lock(), account.as_deref(), params)
+            })
+        }
+        ("GET", ["", "v1", "payment_intents", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_payment_intent(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
+        ("GET", ["", "v1", "payment_methods", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_payment_method(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
+        (method, _) => Failure::invalid(format!(
+            "Unrecognized request URL ({method}: {}). This fake Stripe implements only \
+             POST /v1/payment_intents, GET /v1/payment_intents[/search|/{{id}}] and \
+             GET /v1/payment_methods/{{id}}.",
+            incoming.path
+        ))
+        .status(404)
+        .handled(request_id),
+    }
+}
+
+fn sync_handler(
+    incoming: &ReceivedRequest,
+    request_id: &str,
+    handler: impl FnOnce(&Map<String, Value>) -> Result<Value, Failure>,
+) -> Handled {
+    let result = incoming.params().and_then(|params| handler(&params));
+    match result {
+        Ok(value) => Handled::Reply(Reply::json(200, &value)),
+        Err(failure) => failure.handled(request_id),
+    }
+}
+
+fn authenticate(secret_key: &str, incoming: &ReceivedRequest) -> Result<(), Failure> {
+    let Some(header) = incoming.header("authorization") else {
+        return Err(Failure::invalid(
+            "No API key was provided. Send your secret key in the Authorization header, as \
+             Bearer auth (Authorization: Bearer sk_...) or as the Basic auth user name.",
+        )
+        .status(401));
+    };
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let presented = if scheme.eq_ignore_ascii_case("bearer") {
+        Some(rest.trim().to_owned())
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        decode_base64(rest.trim())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .map(|pair| {
+                pair.split_once(':')
+                    .map_or(pair.clone(), |(u, _)| u.to_owned())
+            })
+    } else {
+        None
+    };
+    match presented {
+        Some(key) if key == secret_key => Ok(()),
+        Some(key) if !key.is_empty() => Err(Failure::invalid(format!(
+            "The API key provided is not valid: {}",
+            redact_key(&key)
+        ))
+        .status(401)),
+        _ => Err(Failure::invalid(
+            "The Authorization header is malformed: send 'Bearer <secret key>', or Basic auth \
+             with the secret key as the user name.",
+        )
+        .status(401)),
+    }
+}
+
+fn redact_key(key: &str) -> String {
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let head: String = key.chars().take(8).collect();
+    format!("{head}****{tail}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// A Stripe error response under construction.
+struct Failure {
+    status: u16,
+    error: Map<String, Value>,
+    should_retry: Option<bool>,
+}
+
+impl Failure {
+    /// `400 invalid_request_error`.
+    fn invalid(message: impl Into<String>) -> Failure {
+        Failure::typed("invalid_request_error", message).status(400)
+    }
+
+    fn typed(kind: &str, message: impl Into<String>) -> Failure {
+        let mut error = Map::new();
+        error.insert("message".into(), Value::String(message.into()));
+        error.insert("type".into(), Value::String(kind.into()));
+        Failure {
+            status: 400,
+            error,
+            should_retry: None,
+        }
+    }
+
+    fn status(mut self, status: u16) -> Failure {
+        self.status = status;
+        self
+    }
+
+    fn param(mut self, param: &str) -> Failure {
+        self.error
+            .insert("param".into(), Value::String(param.to_owned()));
+        self
+    }
+
+    fn code(mut self, code: &str) -> Failure {
+        self.error
+            .insert("code".into(), Value::String(code.to_owned()));
+        self.error
+            .insert("doc_url".into(), Value::String(doc_url(code)));
+        self
+    }
+
+    fn field(mut self, name: &str, value: Value) -> Failure {
+        self.error.insert(name.to_owned(), value);
+        self
+    }
+
+    fn reply(mut self, request_id: &str) -> Reply {
+        self.error.insert(
+            "request_log_url".into(),
+            Value::String(format!(
+                "https://dashboard.stripe.com/test/logs/{request_id}?t={}",
+                unix_now()
+            )),
+        );
+        let mut reply = Reply::json(self.status, &json!({ "error": self.error }));
+        reply.should_retry = self.should_retry;
+        reply
+    }
+
+    fn handled(self, request_id: &str) -> Handled {
+        Handled::Reply(self.reply(request_id))
+    }
+}
+
+fn doc_url(code: &str) -> String {
+    format!(
+        "https://stripe.com/docs/error-codes/{}",
+        code.replace('_', "-")
+    )
+}
+
+fn unknown_parameter(name: &str) -> Failure {
+    Failure::invalid(format!("Received unknown parameter: {name}"))
+        .param(name)
+        .code("parameter_unknown")
+}
+
+fn unsupported_parameter(name: &str) -> Failure {
+    Failure::invalid(format!(
+        "The parameter {name} exists in Stripe's API but this fake Stripe does not implement it."
+    ))
+    .param(name)
+}
+
+fn missing_parameter(name: &str) -> Failure {
+    Failure::invalid(format!("Missing required param: {name}."))
+        .param(name)
+        .code("parameter_missing")
+}
+
+fn rate_limited(request_id: &str) -> Reply {
+    Failure::invalid(
+        "Too many requests reached the API in too short a time. Back off exponentially and \
+         retry.",
+    )
+    .status(429)
+    .code("rate_limit")
+    .reply(request_id)
+}
+
+fn server_error(request_id: &str) -> Failure {
+    Failure::typed(
+        "api_error",
+        format!(
+            "An unexpected error happened while processing this request. If it persists, \
+             contact support and quote the request id {request_id}."
+        ),
+    )
+    .status(500)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameter helpers
+
+/// Refuses any parameter outside `allowed` and any in `unsupported`.
+fn check_names(
+    params: &Map<String, Value>,
+    allowed: &[&str],
+    unsupported: &[&str],
+) -> Result<(), Failure> {
+    for name in params.keys() {
+        if unsupported.contains(&name.as_str()) {
+            return Err(unsupported_parameter(name));
+        }
+        if !allowed.contains(&name.as_str()) {
+            return Err(unknown_parameter(name));
+        }
+    }
+    Ok(())
+}
+
+fn string_param(params: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Failure::invalid(format!(
+            "Invalid string: {name} must be a single string, not a hash or an array."
+        ))
+        .param(name)),
+    }
+}
+
+fn integer_param(params: &Map<String, Value>, name: &str) -> Result<Option<i64>, Failure> {
+    match string_param(params, name)? {
+        None => Ok(None),
+        Some(text) => text.trim().parse::<i64>().map(Some).map_err(|_| {
+            Failure::invalid(format!("Invalid integer: {text}"))
+                .param(name)
+                .code("parameter_invalid_integer")
+        }),
+    }
+}
+
+fn boolean_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, Failure> {
+    match string_param(params, name)? {
+        None => Ok(None),
+        Some(text) => match text.as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(Failure::invalid(format!("Invalid boolean: {text}")).param(name)),
+        },
+    }
+}
+
+fn limit_param(params: &Map<String, Value>) -> Result<usize, Failure> {
+    match integer_param(params, "limit")? {
+        None => Ok(10),
+        Some(n) if (1..=100).contains(&n) => Ok(usize::try_from(n).unwrap_or(10)),
+        Some(n) => Err(Failure::invalid(format!(
+            "Invalid limit: must be between 1 and 100, got {n}"
+        ))
+        .param("limit")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /v1/payment_intents
+
+/// The create parameters, validated.
+#[derive(Clone)]
+struct CreateParams {
+    amount: i64,
+    currency: String,
+    customer: Option<String>,
+    payment_method: Option<String>,
+    confirm: bool,
+    off_session: bool,
+    error_on_requires_action: bool,
+    metadata: Map<String, Value>,
+    description: Option<String>,
+    payment_method_types: Vec<String>,
+    capture_method: String,
+    receipt_email: Option<String>,
+    statement_descriptor_suffix: Option<String>,
+}
+
+const CREATE_PARAMS: &[&str] = &[
+    "amount",
+    "currency",
+    "customer",
+    "payment_method",
+    "confirm",
+    "off_session",
+    "error_on_requires_action",
+    "metadata",
+    "description",
+    "payment_method_types",
+    "capture_method",
+    "receipt_email",
+    "statement_descriptor_suffix",
+];
+
+const CREATE_UNSUPPORTED: &[&str] = &[
+    "expand",
+    "application_fee_amount",
+    "automatic_payment_methods",
+    "confirmation_method",
+    "confirmation_token",
+    "mandate",
+    "mandate_data",
+    "on_behalf_of",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "radar_options",
+    "return_url",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "transfer_data",
+    "transfer_group",
+    "use_stripe_sdk",
+];
+
+/// Stripe's minimum charge amounts for a few common currencies (minor units).
+fn minimum_amount(currency: &str) -> Option<i64> {
+    match currency {
+        "usd" | "eur" | "cad" | "aud" | "nzd" | "chf" | "sgd" => Some(50),
+        "gbp" => Some(30),
+        _ => None,
+    }
+}
+
+fn validate_create(
+    params: &Map<String, Value>,
+    state: &State,
+    account: Option<&str>,
+) -> Result<CreateParams, Failure> {
+    check_names(params, CREATE_PARAMS, CREATE_UNSUPPORTED)?;
+
+    let amount = integer_param(params, "amount")?.ok_or_else(|| missing_parameter("amount"))?;
+    let currency = string_param(params, "currency")?
+        .ok_or_else(|| missing_parameter("currency"))?
+        .to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(Failure::invalid(format!("Invalid currency: {currency}")).param("currency"));
+    }
+    if amount < 1 {
+        return Err(Failure::invalid(
+            "Invalid integer: amount must be greater than or equal to 1.",
+        )
+        .param("amount")
+        .code("parameter_invalid_integer"));
+    }
+    if amount > 99_999_999 {
+        return Err(Failure::invalid("Amount must be no more than 99999999.")
+            .param("amount")
+            .code("amount_too_large"));
+    }
+    if let Some(minimum) = minimum_amount(&currency)
+        && amount < minimum
+    {
+        return Err(Failure::invalid(format!(
+            "Amount must be at least {minimum} in {currency} minor units."
+        ))
+        .param("amount")
+        .code("amount_too_small"));
+    }
+
+    let confirm = boolean_param(params, "confirm")?.unwrap_or(false);
+    let off_session = match string_param(params, "off_session")? {
+        None => None,
+        Some(text) => Some(match text.as_str() {
+            "true" | "one_off" | "recurring" => true,
+            "false" => false,
+            _ => {
+                return Err(
+                    Failure::invalid(format!("Invalid value for off_session: {text}"))
+                        .param("off_session"),
+                );
+            }
+        }),
+    };
+    if off_session.is_some() && !confirm {
+        return Err(
+            Failure::invalid("off_session can only be used together with confirm=true.")
+                .param("off_session"),
+        );
+    }
+    let error_on_requires_action = boolean_param(params, "error_on_requires_action")?;
+    if error_on_requires_action.is_some() && !confirm {
+        return Err(Failure::invalid(
+            "error_on_requires_action can only be used together with confirm=true.",
+        )
+        .param("error_on_requires_action"));
+    }
+
+    let customer = string_param(params, "customer")?;
+    if let Some(customer) = &customer {
+        let known = state
+            .payment_methods
+            .iter()
+            .any(|pm| pm.account.as_deref() == account && &pm.customer == customer);
+        if !known {
+            return Err(Failure::invalid(format!("No such customer: '{customer}'"))
+                .param("customer")
+                .code("resource_missing"));
+        }
+    }
+    let payment_method = string_param(params, "payment_method")?;
+    if let Some(pm_id) = &payment_method {
+        let Some(pm) = state
+            .payment_methods
+            .iter()
+            .find(|pm| pm.account.as_deref() == account && &pm.id == pm_id)
+        else {
+            return Err(
+                Failure::invalid(format!("No such PaymentMethod: '{pm_id}'"))
+                    .param("payment_method")
+                    .code("resource_missing"),
+            );
+        };
+        match &customer {
+            Some(customer) if &pm.customer != customer => {
+                return Err(Failure::invalid(format!(
+                    "The PaymentMethod {pm_id} is attached to another Customer than \
+                     {customer}; a PaymentIntent can only use the Customer's own payment \
+                     methods."
+                ))
+                .param("payment_method"));
+            }
+            None => {
+                return Err(Failure::invalid(format!(
+                    "The PaymentMethod {pm_id} is attached to a Customer: pass that Customer's \
+                     id in `customer` to use it."
+                ))
+                .param("customer"));
+            }
+            _ => {}
+        }
+    }
+    if confirm && payment_method.is_none() {
+        return Err(Failure::invalid(
+            "You cannot confirm this PaymentIntent because it has no payment method: pass \
+             payment_method.",
+        )
+        .param("payment_method")
+        .code("payment_intent_unexpected_state"));
+    }
+
+    let metadata = match params.get("metadata") {
+        None => Map::new(),
+        Some(Value::Object(map)) => validate_metadata(map)?,
+        Some(Value::String(s)) if s.is_empty() => Map::new(),
+        Some(_) => {
+            return Err(Failure::invalid(
+                "Invalid object: metadata must be a hash of keys to string values.",
+            )
+            .param("metadata"));
+        }
+    };
+    let description = string_param(params, "description")?;
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1000)
+    {
+        return Err(
+            Failure::invalid("description can be at most 1000 characters long.")
+                .param("description"),
+        );
+    }
+
+    let payment_method_types = match params.get("payment_method_types") {
+        None => vec!["card".to_owned()],
+        Some(Value::Array(items)) => {
+            let mut types = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some("card") => types.push("card".to_owned()),
+                    Some(other) => {
+                        return Err(Failure::invalid(format!(
+                            "The payment method type '{other}' is not supported by this fake \
+                             Stripe (only 'card')."
+                        ))
+                        .param(&format!("payment_method_types[{i}]")));
+                    }
+                    None => {
+                        return Err(Failure::invalid("Invalid array of strings.")
+                            .param("payment_method_types"));
+                    }
+                }
+            }
+            types
+        }
+        Some(_) => {
+            return Err(Failure::invalid(
+                "Invalid array: payment_method_types must be an array of strings.",
+            )
+            .param("payment_method_types"));
+        }
+    };
+    let capture_method =
+        string_param(params, "capture_method")?.unwrap_or_else(|| "automatic".to_owned());
+    if !["automatic", "automatic_async", "manual"].contains(&capture_method.as_str()) {
+        return Err(Failure::invalid(format!(
+            "Invalid capture_method: must be one of automatic, automatic_async or manual, got \
+             {capture_method}"
+        ))
+        .param("capture_method"));
+    }
+
+    Ok(CreateParams {
+        amount,
+        currency,
+        customer,
+        payment_method,
+        confirm,
+        off_session: off_session.unwrap_or(false),
+        error_on_requires_action: error_on_requires_action.unwrap_or(false),
+        metadata,
+        description,
+        payment_method_types,
+        capture_method,
+        receipt_email: string_param(params, "receipt_email")?,
+        statement_descriptor_suffix: string_param(params, "statement_descriptor_suffix")?,
+    })
+}
+
+fn validate_metadata(map: &Map<String, Value>) -> Result<Map<String, Value>, Failure> {
+    let mut clean = Map::new();
+    for (key, value) in map {
+        let param = format!("metadata[{key}]");
+        let Value::String(value) = value else {
+            return Err(Failure::invalid(format!(
+                "Invalid value for {param}: metadata values must be strings."
+            ))
+            .param(&param));
+        };
+        if key.chars().count() > 40 {
+            return Err(Failure::invalid(format!(
+                "Metadata keys can be at most 40 characters long; '{key}' is longer."
+            ))
+            .param(&param));
+        }
+        if value.chars().count() > 500 {
+            return Err(Failure::invalid(format!(
+                "Metadata values can be at most 500 characters long; the value of '{key}' is \
+                 longer."
+            ))
+            .param(&param));
+        }
+        // On creation, an empty value means "no such key".
+        if !value.is_empty() {
+            clean.insert(key.clone(), Value::String(value.clone()));
+        }
+    }
+    if clean.len() > 50 {
+        return Err(Failure::invalid("Metadata can have at most 50 keys.").param("metadata"));
+    }
+    Ok(clean)
+}
+
+/// Everything an execution needs.
+struct Execution {
+    account: Option<String>,
+    key: Option<String>,
+    fingerprint: Fingerprint,
+    params: CreateParams,
+    request_id: String,
+}
+
+async fn create_payment_intent(
+    shared: &Arc<Shared>,
+    incoming: &ReceivedRequest,
+    account: Option<String>,
+    request_id: &str,
+) -> Handled {
+    // In front of the idempotency layer: rate limiters, load balancers.
+    {
+        let mut state = shared.lock();
+        if state.script.front().is_some_and(Outcome::before_execution) {
+            let outcome = state.script.pop_front().unwrap_or(Outcome::Succeed);
+            drop(state);
+            return before_execution(outcome, request_id);
+        }
+    }
+
+    let params = match incoming.params() {
+        Ok(params) => params,
+        Err(failure) => return failure.handled(request_id),
+    };
+    let key = incoming.idempotency_key().map(str::to_owned);
+    if let Some(key) = &key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+    {
+        return Failure::invalid(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long."
+        ))
+        .handled(request_id);
+    }
+    let fingerprint = Fingerprint {
+        method: incoming.method.clone(),
+        path: incoming.path.clone(),
+        params: Value::Object(params.clone()),
+    };
+
+    // The idempotency layer, validation and the start of execution happen under one lock so two
+    // requests with the same key cannot both start.
+    let (outcome, execution) = {
+        let mut state = shared.lock();
+        if let Some(key) = &key {
+            match state.idempotency.get(&(account.clone(), key.clone())) {
+                Some(IdempotencyEntry::Done {
+                    fingerprint: saved_fingerprint,
+                    saved,
+                }) => {
+                    if *saved_fingerprint == fingerprint {
+                        return Handled::Reply(Reply {
+                            status: saved.status,
+                            body: saved.body.clone(),
+                            original_request: Some(saved.request_id.clone()),
+                            replayed: true,
+                            should_retry: None,
+                        });
+                    }
+                    return Failure::typed(
+                        "idempotency_error",
+                        format!(
+                            "Keys for idempotent requests can only be reused with the same \
+                             endpoint and parameters as their first request. Use another key \
+                             than '{key}' for a different request."
+                        ),
+                    )
+                    .status(400)
+                    .handled(request_id);
+                }
+                Some(IdempotencyEntry::InFlight) => {
+                    let mut failure = Failure::typed(
+                        "idempotency_error",
+                        format!(
+                            "There is currently another in-progress request using the \
+                             Idempotency-Key '{key}'. Retry this request later."
+                        ),
+                    )
+                    .status(409)
+                    .code("idempotency_key_in_use");
+                    failure.should_retry = Some(true);
+                    return failure.handled(request_id);
+                }
+                None => {}
+            }
+        }
+        let create = match validate_create(&params, &state, account.as_deref()) {
+            Ok(create) => create,
+            Err(failure) => return failure.handled(request_id),
+        };
+        let outcome = state.script.pop_front().unwrap_or(Outcome::Succeed);
+        if outcome.before_execution() {
+            // Pushed between our two looks at the queue: still a front-door failure.
+            drop(state);
+            return before_execution(outcome, request_id);
+        }
+        if let Some(key) = &key {
+            state
+                .idempotency
+                .insert((account.clone(), key.clone()), IdempotencyEntry::InFlight);
+        }
+        (
+            outcome,
+            Execution {
+                account,
+                key,
+                fingerprint,
+                params: create,
+                request_id: request_id.to_owned(),
+            },
+        )
+    };
+
+    match outcome {
+        Outcome::SucceedAfter(delay) => {
+            // Runs in its own task: at Stripe an execution that began completes even if the
+            // client goes away.
+            let shared = Arc::clone(shared);
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                execute(&shared, execution, &Outcome::Succeed)
+            });
+            match task.await {
+                Ok(reply) => Handled::Reply(reply),
+                Err(_) => Handled::Drop,
+            }
+        }
+        Outcome::ChargeThenDropConnection => {
+            execute(shared, execution, &Outcome::Succeed);
+            Handled::Drop
+        }
+        Outcome::ChargeThenHang => {
+            execute(shared, execution, &Outcome::Succeed);
+            Handled::Hang
+        }
+        other => Handled::Reply(execute(shared, execution, &other)),
+    }
+}
+
+fn before_execution(outcome: Outcome, request_id: &str) -> Handled {
+    match outcome {
+        Outcome::RateLimit => Handled::Reply(rate_limited(request_id)),
+        Outcome::Hang => Handled::Hang,
+        _ => server_error(request_id).handled(request_id),
+    }
+}
+
+/// Runs the endpoint with `outcome`, saves the result under the key, records the PaymentIntent.
+fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
+    let Execution {
+        account,
+        key,
+        fingerprint,
+        params,
+        request_id,
+    } = execution;
+    let intent_id = shared.new_id("pi_3Fk", 21);
+    let charge_id = shared.new_id("ch_3Fk", 21);
+    let secret = shared.new_id("", 24);
+    let created = unix_now();
+
+    let mut state = shared.lock();
+    let payment_method_object = params.payment_method.as_ref().and_then(|id| {
+        state
+            .payment_methods
+            .iter()
+            .find(|pm| pm.account == account && &pm.id == id)
+            .map(|pm| pm.object.clone())
+    });
+
+    let mut intent = json!({
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": params.amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": null,
+        "application_fee_amount": null,
+        "automatic_payment_methods": null,
+        "canceled_at": null,
+        "cancellation_reason": null,
+        "capture_method": params.capture_method,
+        "client_secret": format!("{intent_id}_secret_{secret}"),
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": params.currency,
+        "customer": params.customer,
+        "description": params.description,
+        "invoice": null,
+        "last_payment_error": null,
+        "latest_charge": null,
+        "livemode": false,
+        "metadata": params.metadata,
+        "next_action": null,
+        "on_behalf_of": null,
+        "payment_method": params.payment_method,
+        "payment_method_configuration_details": null,
+        "payment_method_options": {
+            "card": {
+                "installments": null,
+                "mandate_options": null,
+                "network": null,
+                "request_three_d_secure": "automatic"
+            }
+        },
+        "payment_method_types": params.payment_method_types,
+        "processing": null,
+        "receipt_email": params.receipt_email,
+        "review": null,
+        "setup_future_usage": null,
+        "shipping": null,
+        "source": null,
+        "statement_descriptor": null,
+        "statement_descriptor_suffix": params.statement_descriptor_suffix,
+        "status": if params.payment_method.is_some() {
+            "requires_confirmation"
+        } else {
+            "requires_payment_method"
+        },
+        "transfer_data": null,
+        "transfer_group": null
+    });
+
+    let (status, body) = match outcome {
+        Outcome::ServerError => {
+            let reply = server_error(&request_id).reply(&request_id);
+            (reply.status, reply.body)
+        }
+        _ if !params.confirm => (200, pretty(&intent)),
+        Outcome::Decline { decline_code } => {
+            let failure =
+                card_failure(&mut intent, decline_code, &charge_id, payment_method_object);
+            let reply = failure.reply(&request_id);
+            (reply.status, reply.body)
+        }
+        Outcome::RequireAuthentication if params.off_session || params.error_on_requires_action => {
+            let failure = card_failure(
+                &mut intent,
+                "authentication_required",
+                &charge_id,
+                payment_method_object,
+            );
+            let reply = failure.reply(&request_id);
+            (reply.status, reply.body)
+        }
+        Outcome::RequireAuthentication => {
+            intent["status"] = json!("requires_action");
+            intent["next_action"] = json!({
+                "type": "use_stripe_sdk",
+                "use_stripe_sdk": {
+                    "type": "three_d_secure_redirect",
+                    "stripe_js": format!("https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent_id}"),
+                    "source": format!("src_{}", &secret[..12.min(secret.len())])
+                }
+            });
+            (200, pretty(&intent))
+        }
+        _ => {
+            if params.capture_method == "manual" {
+                intent["status"] = json!("requires_capture");
+                intent["amount_capturable"] = json!(params.amount);
+            } else {
+                intent["status"] = json!("succeeded");
+                intent["amount_received"] = json!(params.amount);
+            }
+            intent["latest_charge"] = json!(charge_id);
+            (200, pretty(&intent))
+        }
+    };
+
+    let created_intent = !matches!(outcome, Outcome::ServerError);
+    if created_intent {
+        state.intents.push(StoredIntent {
+            account: account.clone(),
+            idempotency_key: key.clone(),
+            requested_payment_method: params.payment_method.clone(),
+            inserted: Instant::now(),
+            object: intent,
+        });
+    }
+    if let Some(key) = key {
+        state.idempotency.insert(
+            (account, key),
+            IdempotencyEntry::Done {
+                fingerprint,
+                saved: SavedResponse {
+                    status,
+                    body: body.clone(),
+                    request_id: request_id.clone(),
+                },
+            },
+        );
+    }
+    Reply {
+        status,
+        body,
+        original_request: Some(request_id),
+        replayed: false,
+        should_retry: None,
+    }
+}
+
+/// Turns `intent` into a failed payment attempt and builds Stripe's `402 card_error`.
+fn card_failure(
+    intent: &mut Value,
+    decline_code: &str,
+    charge_id: &str,
+    payment_method: Option<Value>,
+) -> Failure {
+    // Stripe reports some issuer declines under their own error code, the rest as
+    // `card_declined`; `authentication_required` is both the code and the decline code.
+    let code = match decline_code {
+        "authentication_required"
+        | "expired_card"
+        | "incorrect_cvc"
+        | "incorrect_number"
+        | "incorrect_zip"
+        | "processing_error"
+        | "invalid_cvc"
+        | "invalid_expiry_year" => decline_code,
+        _ => "card_declined",
+    };
+    let message = match decline_code {
+        "insufficient_funds" => "The card does not have enough funds for this payment.",
+        "authentication_required" => {
+            "The card was declined: this payment needs the cardholder to authenticate."
+        }
+        "expired_card" => "The card has expired.",
+        "incorrect_cvc" | "invalid_cvc" => "The card's security code is not correct.",
+        "processing_error" => {
+            "The card could not be processed because of an error. Try again shortly."
+        }
+        _ => "The card was declined.",
+    };
+    let mut last_payment_error = json!({
+        "type": "card_error",
+        "code": code,
+        "decline_code": decline_code,
+        "message": message,
+        "charge": charge_id,
+        "doc_url": doc_url(code),
+    });
+    if let Some(pm) = &payment_method {
+        last_payment_error["payment_method"] = pm.clone();
+    }
+    intent["status"] = json!("requires_payment_method");
+    intent["last_payment_error"] = last_payment_error;
+    intent["latest_charge"] = json!(charge_id);
+    // A failed attempt detaches the payment method from the PaymentIntent; it stays in
+    // last_payment_error.
+    intent["payment_method"] = Value::Null;
+
+    let mut failure = Failure::typed("card_error", message)
+        .status(402)
+        .code(code)
+        .field("decline_code", json!(decline_code))
+        .field("charge", json!(charge_id))
+        .field("payment_intent", intent.clone());
+    if let Some(pm) = payment_method {
+        failure = failure.field("payment_method", pm);
+    }
+    failure
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET endpoints
+
+fn retrieve_payment_intent(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &["client_secret"], &["expand"])?;
+    state
+        .intents
+        .iter()
+        .find(|i| i.account.as_deref() == account && i.id() == id)
+        .map(|i| i.object.clone())
+        .ok_or_else(|| {
+            Failure::invalid(format!("No such payment_intent: '{id}'"))
+                .status(404)
+                .param("intent")
+                .code("resource_missing")
+        })
+}
+
+fn retrieve_payment_method(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &[], &["expand"])?;
+    state
+        .payment_methods
+        .iter()
+        .find(|pm| pm.account.as_deref() == account && pm.id == id)
+        .map(|pm| pm.object.clone())
+        .ok_or_else(|| {
+            Failure::invalid(format!("No such PaymentMethod: '{id}'"))
+                .status(404)
+                .param("payment_method")
+                .code("resource_missing")
+        })
+}
+
+/// The account's PaymentIntents, newest first.
+fn intents_of<'a>(state: &'a State, account: Option<&'a str>) -> Vec<&'a StoredIntent> {
+    let mut intents: Vec<&StoredIntent> = state
+        .intents
+        .iter()
+        .filter(|i| i.account.as_deref() == account)
+        .collect();
+    intents.reverse();
+    intents
+}
+
+fn list_payment_intents(
+    state: &State,
+    account: Option<&str>,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(
+        params,
+        &["customer", "limit", "starting_after"],
+        &["created", "ending_before", "expand"],
+    )?;
+    let limit = limit_param(params)?;
+    let customer = string_param(params, "customer")?;
+    let mut intents: Vec<&StoredIntent> = intents_of(state, account)
+        .into_iter()
+        .filter(|i| {
+            customer
+                .as_deref()
+                .is_none_or(|c| i.object["customer"].as_str() == Some(c))
+        })
+        .collect();
+    if let Some(after) = string_param(params, "starting_after")? {
+        let Some(position) = intents.iter().position(|i| i.id() == after) else {
+            return Err(
+                Failure::invalid(format!("No such payment_intent: '{after}'"))
+                    .param("starting_after")
+                    .code("resource_missing"),
+            );
+        };
+        intents.drain(..=position);
+    }
+    let has_more = intents.len() > limit;
+    let data: Vec<Value> = intents
+        .iter()
+        .take(limit)
+        .map(|i| i.object.clone())
+        .collect();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "url": "/v1/payment_intents"
+    }))
+}
+
+fn search_payment_intents(
+    state: &State,
+    account: Option<&str>,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &["query", "limit", "page"], &["expand"])?;
+    let text = string_param(params, "query")?.ok_or_else(|| missing_parameter("query"))?;
+    let query = parse_search(&text).map_err(|message| {
+        Failure::invalid(format!("Invalid search query '{text}': {message}")).param("query")
+    })?;
+    let limit = limit_param(params)?;
+    let offset = match string_param(params, "page")? {
+        None => 0,
+        Some(page) => page
+            .strip_prefix("pgfake_")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| Failure::invalid(format!("Invalid page: {page}")).param("page"))?,
+    };
+    let matches: Vec<&StoredIntent> = intents_of(state, account)
+        .into_iter()
+        .filter(|i| i.inserted.elapsed() >= state.search_delay)
+        .filter(|i| query.matches(&i.object))
+        .collect();
+    let data: Vec<Value> = matches
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|i| i.object.clone())
+        .collect();
+    let has_more = matches.len() > offset + limit;
+    Ok(json!({
+        "object": "search_result",
+        "data": data,
+        "has_more": has_more,
+        "next_page": if has_more { Some(format!("pgfake_{}", offset + limit)) } else { None },
+        "url": "/v1/payment_intents/search"
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stripe Search query language (the subset PaymentIntents need)
+
+#[derive(Debug, Clone, PartialEq)]
+enum SearchField {
+    Metadata(String),
+    Status,
+    Currency,
+    Customer,
+    Amount,
+    Created,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SearchOp {
+    Equals,
+    Contains,
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SearchValue {
+    Text(String),
+    Number(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SearchClause {
+    negated: bool,
+    field: SearchField,
+    op: SearchOp,
+    value: SearchValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SearchQuery {
+    clauses: Vec<SearchClause>,
+    any: bool,
+}
+
+impl SearchQuery {
+    fn matches(&self, intent: &Value) -> bool {
+        let mut results = self.clauses.iter().map(|c| c.matches(intent));
+        if self.any {
+            results.any(|m| m)
+        } else {
+            results.all(|m| m)
+        }
+    }
+}
+
+impl SearchClause {
+    fn matches(&self, intent: &Value) -> bool {
+        let hit = match (&self.field, &self.value) {
+            (SearchField::Metadata(key), SearchValue::Text(want)) => {
+                intent["metadata"][key.as_str()].as_str() == Some(want.as_str())
+            }
+            (SearchField::Status, SearchValue::Text(want)) => {
+                intent["status"].as_str() == Some(want.as_str())
+            }
+            (SearchField::Customer, SearchValue::Text(want)) => {
+                let have = intent["customer"].as_str().unwrap_or_default();
+                match self.op {
+                    SearchOp::Contains => have.contains(want.as_str()),
+                    _ => have == want,
+                }
+            }
+            (SearchField::Currency, SearchValue::Text(want)) => intent["currency"]
+                .as_str()
+                .is_some_and(|have| have.eq_ignore_ascii_case(want)),
+            (SearchField::Amount | SearchField::Created, SearchValue::Number(want)) => {
+                let name = if self.field == SearchField::Amount {
+                    "amount"
+                } else {
+                    "created"
+                };
+                let have = intent[name].as_i64().unwrap_or_default();
+                match self.op {
+                    SearchOp::Equals | SearchOp::Contains => have == *want,
+                    SearchOp::Greater => have > *want,
+                    SearchOp::GreaterOrEqual => have >= *want,
+                    SearchOp::Less => have < *want,
+                    SearchOp::LessOrEqual => have <= *want,
+                }
+            }
+            _ => false,
+        };
+        hit != self.negated
+    }
+}
+
+/// Parses `metadata['job_id']:'job_1' AND status:'succeeded'` and friends.
+fn parse_search(text: &str) -> Result<SearchQuery, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut pos = 0;
+    let mut clauses = Vec::new();
+    let mut joiner: Option<&str> = None;
+    loop {
+        skip_spaces(&chars, &mut pos);
+        clauses.push(parse_clause(&chars, &mut pos)?);
+        let before = pos;
+        skip_spaces(&chars, &mut pos);
+        if pos >= chars.len() {
+            break;
+        }
+        if pos == before {
+            return Err(format!(
+                "expected a space after the clause at position {pos}"
+            ));
+        }
+        let word: String = chars[pos..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        let this = match word.as_str() {
+            "AND" => "AND",
+            "OR" => "OR",
+            _ => return Err(format!("expected AND or OR at position {pos}")),
+        };
+        if joiner.is_some_and(|j| j != this) {
+            return Err("AND and OR cannot be mixed in one query".into());
+        }
+        joiner = Some(this);
+        pos += word.len();
+        if !chars.get(pos).is_some_and(|c| c.is_whitespace()) {
+            return Err(format!("expected a space after {this}"));
+        }
+    }
+    if clauses.len() > 10 {
+        return Err("a query can have at most 10 clauses".into());
+    }
+    Ok(SearchQuery {
+        clauses,
+        any: joiner == Some("OR"),
+    })
+}
+
+fn skip_spaces(chars: &[char], pos: &mut usize) {
+    while chars.get(*pos).is_some_and(|c| c.is_whitespace()) {
+        *pos += 1;
+    }
+}
+
+fn parse_clause(chars: &[char], pos: &mut usize) -> Result<SearchClause, String> {
+    let negated = chars.get(*pos) == Some(&'-');
+    if negated {
+        *pos += 1;
+    }
+    let name: String = chars[*pos..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.')
+        .collect();
+    if name.is_empty() {
+        return Err(format!("expected a field name at position {}", *pos));
+    }
+    *pos += name.chars().count();
+    let field = match name.as_str() {
+        "metadata" => {
+            if chars.get(*pos) != Some(&'[') {
+                return Err("metadata must be followed by ['key']".into());
+            }
+            *pos += 1;
+            let key = parse_quoted(chars, pos)?;
+            if chars.get(*pos) != Some(&']') {
+                return Err("expected ] after the metadata key".into());
+            }
+            *pos += 1;
+            SearchField::Metadata(key)
+        }
+        "status" => SearchField::Status,
+        "currency" => SearchField::Currency,
+        "customer" => SearchField::Customer,
+        "amount" => SearchField::Amount,
+        "created" => SearchField::Created,
+        other => {
+            return Err(format!(
+                "'{other}' is not a search field of PaymentIntents (amount, created, currency, \
+                 customer, metadata, status)"
+            ));
+        }
+    };
+    let op = match (chars.get(*pos), chars.get(*pos + 1)) {
+        (Some(':'), _) => SearchOp::Equals,
+        (Some('~'), _) => SearchOp::Contains,
+        (Some('>'), Some('=')) => SearchOp::GreaterOrEqual,
+        (Some('<'), Some('=')) => SearchOp::LessOrEqual,
+        (Some('>'), _) => SearchOp::Greater,
+        (Some('<'), _) => SearchOp::Less,
+        _ => return Err(format!("expected an operator (: ~ > < >= <=) after {name}")),
+    };
+    *pos += if matches!(op, SearchOp::GreaterOrEqual | SearchOp::LessOrEqual) {
+        2
+    } else {
+        1
+    };
+    let value = match chars.get(*pos) {
+        Some('\'' | '"') => SearchValue::Text(parse_quoted(chars, pos)?),
+        _ => {
+            let digits: String = chars[*pos..]
+                .iter()
+                .enumerate()
+                .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && **c == '-'))
+                .map(|(_, c)| *c)
+                .collect();
+            let number = digits
+                .parse::<i64>()
+                .map_err(|_| format!("expected a quoted string or a number after {name}"))?;
+            *pos += digits.chars().count();
+            SearchValue::Number(number)
+        }
+    };
+    let numeric = matches!(field, SearchField::Amount | SearchField::Created);
+    match (&value, numeric, op) {
+        (SearchValue::Number(_), true, SearchOp::Contains) => {
+            return Err(format!("~ does not apply to the numeric field {name}"));
+        }
+        (SearchValue::Number(_), true, _) => {}
+        (SearchValue::Text(_), false, SearchOp::Equals) => {}
+        (SearchValue::Text(t), false, SearchOp::Contains)
+            if field == SearchField::Customer && t.chars().count() >= 3 => {}
+        (SearchValue::Text(_), false, SearchOp::Contains) => {
+            return Err(format!(
+                "~ (substring) needs at least 3 characters and is not supported on {name} here"
+            ));
+        }
+        (SearchValue::Text(_), true, _) => {
+            return Err(format!("{name} takes an unquoted number"));
+        }
+        (SearchValue::Number(_), false, _) => {
+            return Err(format!("{name} takes a quoted string"));
+        }
+        (SearchValue::Text(_), false, _) => {
+            return Err(format!("{name} only supports : here"));
+        }
+    }
+    Ok(SearchClause {
+        negated,
+        field,
+        op,
+        value,
+    })
+}
+
+fn parse_quoted(chars: &[char], pos: &mut usize) -> Result<String, String> {
+    let quote = match chars.get(*pos) {
+        Some(q @ ('\'' | '"')) => *q,
+        _ => return Err(format!("expected a quoted string at position {}", *pos)),
+    };
+    *pos += 1;
+    let mut out = String::new();
+    loop {
+        match chars.get(*pos) {
+            None => return Err("unterminated string".into()),
+            Some('\\') => {
+                let Some(next) = chars.get(*pos + 1) else {
+                    return Err("unterminated escape".into());
+                };
+                out.push(*next);
+                *pos += 2;
+            }
+            Some(c) if *c == quote => {
+                *pos += 1;
+                return Ok(out);
+            }
+            Some(c) => {
+                out.push(*c);
+                *pos += 1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Form decoding
+
+/// Why a form could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError {
+    /// The key at fault, as sent.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for FormError {}
+
+enum Segment {
+    Key(String),
+    Index(usize),
+    Append,
+}
+
+/// Decodes an `application/x-www-form-urlencoded` string with Stripe's bracket notation into a
+/// JSON object: `a[b]=1` nests objects, `a[]=x` appends to an array, `a[0]=x` sets an index.
+/// Leaves are strings. A repeated plain key keeps its last value.
+pub fn decode_form(input: &str) -> Result<Value, FormError> {
+    let mut root = Value::Object(Map::new());
+    for (raw_key, value) in form_urlencoded::parse(input.as_bytes()) {
+        let fail = |message: &str| FormError {
+            key: raw_key.to_string(),
+            message: message.to_owned(),
+        };
+        let segments = parse_key(&raw_key).map_err(|m| fail(&m))?;
+        insert(&mut root, &segments, value.into_owned()).map_err(|m| fail(&m))?;
+    }
+    if has_holes(&root) {
+        return Err(FormError {
+            key: String::new(),
+            message: "array indices must be contiguous from 0".into(),
+        });
+    }
+    Ok(root)
+}
+
+fn parse_key(raw: &str) -> Result<Vec<Segment>, String> {
+    let (root, mut rest) = match raw.find('[') {
+        Some(i) => (&raw[..i], &raw[i..]),
+        None => (raw, ""),
+    };
+    if root.is_empty() || root.contains(']') {
+        return Err("invalid parameter name".into());
+    }
+    let mut segments = vec![Segment::Key(root.to_owned())];
+    while !rest.is_empty() {
+        let Some(inner_and_more) = rest.strip_prefix('[') else {
+            return Err("unexpected characters after ]".into());
+        };
+        let Some(close) = inner_and_more.find(']') else {
+            return Err("unclosed [".into());
+        };
+        let inner = &inner_and_more[..close];
+        if inner.contains('[') {
+            return Err("nested [ inside brackets".into());
+        }
+        segments.push(if inner.is_empty() {
+            Segment::Append
+        } else if inner.bytes().all(|b| b.is_ascii_digit()) {
+            let index: usize = inner.parse().map_err(|_| "array index too large")?;
+            if index > 10_000 {
+                return Err("array index too large".into());
+            }
+            Segment::Index(index)
+        } else {
+            Segment::Key(inner.to_owned())
+        });
+        rest = &inner_and_more[close + 1..];
+    }
+    Ok(segments)
+}
+
+fn insert(node: &mut Value, segments: &[Segment], value: String) -> Result<(), String> {
+    let Some((segment, rest)) = segments.split_first() else {
+        return match node {
+            Value::Null | Value::String(_) => {
+                *node = Value::String(value);
+                Ok(())
+            }
+            _ => Err("is given both as a value and as a hash or array".into()),
+        };
+    };
+    match segment {
+        Segment::Key(key) => {
+            if node.is_null() {
+                *node = Value::Object(Map::new());
+            }
+            let Value::Object(map) = node else {
+                return Err("is given both as a hash and as a value or array".into());
+            };
+            insert(map.entry(key.clone()).or_insert(Value::Null), rest, value)
+        }
+        Segment::Index(index) => {
+            if node.is_null() {
+                *node = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = node else {
+                return Err("is given both as an array and as a value or hash".into());
+            };
+            if items.len() <= *index {
+                items.resize(index + 1, Value::Null);
+            }
+            insert(&mut items[*index], rest, value)
+        }
+        Segment::Append => {
+            if node.is_null() {
+                *node = Value::Array(Vec::new());
+            }
+            let Value::Array(items) = node else {
+                return Err("is given both as an array and as a value or hash".into());
+            };
+            // `items[][a]=1&items[][b]=2` builds one element; a repeated `a` starts the next.
+            let merge = match (rest.first(), items.last()) {
+                (Some(Segment::Key(k)), Some(Value::Object(last))) => !last.contains_key(k),
+                _ => false,
+            };
+            if !merge {
+                items.push(Value::Null);
+            }
+            let last = items.len() - 1;
+            insert(&mut items[last], rest, value)
+        }
+    }
+}
+
+fn has_holes(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(|v| v.is_null() || has_holes(v)),
+        Value::Object(map) => map.values().any(has_holes),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+/// `len` pseudo-random alphanumerics (unique per `counter` within one fake).
+fn random_chars(ids: &RandomState, counter: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(len);
+    let mut round = 0u64;
+    while out.len() < len {
+        let mut hasher = ids.build_hasher();
+        hasher.write_u64(counter);
+        hasher.write_u64(round);
+        let mut bits = hasher.finish();
+        for _ in 0..10 {
+            if out.len() == len {
+                break;
+            }
+            let index = usize::try_from(bits % 62).unwrap_or_default();
+            out.push(char::from(ALPHABET[index]));
+            bits /= 62;
+        }
+        round += 1;
+    }
+    out
+}
+
+/// Standard base64 (with or without padding); `None` if malformed.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' | b'-' => Some(62),
+            b'/' | b'_' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes: Vec<u8> = text.bytes().filter(|b| *b != b'=').collect();
+    if bytes.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c)? << (18 - 6 * i);
+        }
+        let [_, a, b, c] = acc.to_be_bytes();
+        out.push(a);
+        if chunk.len() > 2 {
+            out.push(b);
+        }
+        if chunk.len() > 3 {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_keys_and_arrays_decode_into_a_tree() {
+        let form = decode_form(
+            "amount=1000&metadata%5Bbooking_id%5D=bkg_1&metadata[job_id]=job+1\
+             &payment_method_types[]=card&items[0][price]=p1&items[1][price]=p2",
+        )
+        .expect("decodes");
+        assert_eq!(
+            form,
+            json!({
+                "amount": "1000",
+                "metadata": {"booking_id": "bkg_1", "job_id": "job 1"},
+                "payment_method_types": ["card"],
+                "items": [{"price": "p1"}, {"price": "p2"}]
+            })
+        );
+    }
+
+    #[test]
+    fn a_key_given_as_value_and_hash_is_refused() {
+        let err = decode_form("metadata=x&metadata[a]=b").expect_err("conflict");
+        assert_eq!(err.key, "metadata[a]");
+        assert!(decode_form("a[b=1").is_err());
+        assert!(decode_form("a[2]=x").is_err());
+    }
+
+    #[test]
+    fn base64_round_trips_the_basic_auth_pair() {
+        assert_eq!(
+            decode_base64("c2tfdGVzdF94eXo6").as_deref(),
+            Some(&b"sk_test_xyz:"[..])
+        );
+        assert_eq!(decode_base64("YQ").as_deref(), Some(&b"a"[..]));
+        assert!(decode_base64("!!!!").is_none());
+    }
+
+    #[test]
+    fn search_queries_parse_and_match() {
+        let q = parse_search("metadata['job_id']:'job_1' AND status:\"succeeded\" AND amount>=100")
+            .expect("parses");
+        let intent = json!({"metadata": {"job_id": "job_1"}, "status": "succeeded", "amount": 100});
+        assert!(q.matches(&intent));
+        let q = parse_search("-metadata['job_id']:'job_1' OR amount<50").expect("parses");
+        assert!(!q.matches(&intent));
+        assert!(parse_search("metadata['a']:'b' AND status:'x' OR amount>1").is_err());
+        assert!(parse_search("metadata['a']:b").is_err());
+        assert!(parse_search("colour:'red'").is_err());
+        assert!(parse_search("metadata['it\\'s']:'ok'").is_ok());
+    }
+}
