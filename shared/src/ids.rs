@@ -67,6 +67,24 @@ prefixed_id!(
     "cus_",
     "customer"
 );
+prefixed_id!(
+    /// The id of a booking (one visit), `bkg_…`.
+    BookingId,
+    "bkg_",
+    "booking"
+);
+prefixed_id!(
+    /// The id of a recurring series of bookings, `ser_…`.
+    SeriesId,
+    "ser_",
+    "series"
+);
+prefixed_id!(
+    /// The id of an automation job (one planned run), `job_…`.
+    JobId,
+    "job_",
+    "job"
+);
 
 #[cfg(test)]
 mod tests {

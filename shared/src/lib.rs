@@ -6,15 +6,19 @@
 //! [`Timestamp`] and random bytes as arrays (e.g. [`CustomerId::from_random`]).
 
 pub mod account;
+pub mod booking;
 pub mod customer;
 mod encoding;
 pub mod field;
 pub mod ids;
 pub mod json;
 pub mod list;
+pub mod plan;
 pub mod problem;
+pub mod rules;
 mod text;
 pub mod time;
+pub mod timing;
 pub mod token;
 
 pub use account::{Account, AccountBody, AccountName, CreatedAccount, NewAccount, TimeZone};
@@ -23,7 +27,7 @@ pub use customer::{
     NewCustomer, Notes, Notifications, NotificationsPatch, Phone, StripeCustomerId,
 };
 pub use field::{FieldError, Patch};
-pub use ids::{AccountId, CustomerId, IdError};
+pub use ids::{AccountId, BookingId, CustomerId, IdError, JobId, SeriesId};
 pub use json::BodyError;
 pub use list::{Cursor, Limit, ListQuery, Page, SearchText, fold};
 pub use problem::{Problem, ProblemType};
