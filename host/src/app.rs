@@ -288,6 +288,8 @@ fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Engine> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     if let Some(dir) = cache_dir {
+        let dir = std::path::absolute(dir)
+            .with_context(|| format!("cannot resolve compile cache {}", dir.display()))?;
         let mut cache = CacheConfig::new();
         cache.with_directory(dir);
         config.cache(Some(Cache::new(cache)?));

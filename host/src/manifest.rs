@@ -141,12 +141,13 @@ impl Manifest {
     pub fn load(path: &Path) -> anyhow::Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let root = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
-            .canonicalize()
-            .with_context(|| format!("cannot resolve the folder of {}", path.display()))?;
+        // `spin.toml` alone has the empty path as its parent: that is the current folder.
+        let root = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the folder of {}", path.display()))?;
         Manifest::parse(&text, &root)
             .with_context(|| format!("invalid manifest {}", path.display()))
     }
