@@ -16,12 +16,18 @@ pub mod list;
 pub mod plan;
 pub mod problem;
 pub mod rules;
+pub mod stripe;
 mod text;
 pub mod time;
 pub mod timing;
 pub mod token;
 
 pub use account::{Account, AccountBody, AccountName, CreatedAccount, NewAccount, TimeZone};
+pub use booking::{
+    BookingBody, BookingPatch, BookingPatchBody, BookingStatus, Currency, Frequency,
+    MAX_AMOUNT_CENTS, MAX_OCCURRENCES, NewBooking, Recurrence, RecurrenceBody, SeriesEnd,
+    occurrences,
+};
 pub use customer::{
     Address, Customer, CustomerBody, CustomerName, CustomerPatch, CustomerPatchBody, Email,
     NewCustomer, Notes, Notifications, NotificationsPatch, Phone, StripeCustomerId,
@@ -30,7 +36,13 @@ pub use field::{FieldError, Patch};
 pub use ids::{AccountId, BookingId, CustomerId, IdError, JobId, SeriesId};
 pub use json::BodyError;
 pub use list::{Cursor, Limit, ListQuery, Page, SearchText, fold};
+pub use plan::{BookingState, ExistingJob, JobChange, JobStatus, Phase, PlanInput, plan};
 pub use problem::{Problem, ProblemType};
+pub use rules::{
+    AccountRules, Automation, CustomerOverride, Decision, FeedbackRule, LocalTime, Offset,
+    OverrideState, PaymentRule, ServiceType, Source, Timing, Trigger, resolve,
+};
 pub use text::TextError;
 pub use time::Timestamp;
+pub use timing::{BookingTimes, due_at};
 pub use token::{ApiToken, TokenHash};

@@ -35,6 +35,18 @@ impl Timestamp {
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }
+
+    /// Milliseconds since the Unix epoch (how instants are stored and compared in SQL).
+    pub fn unix_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// This instant plus `minutes` (negative goes back). Offsets in this product are bounded far
+    /// below chrono's range (±262,000 years); an out-of-range result keeps the instant unchanged.
+    pub fn plus_minutes(&self, minutes: i64) -> Timestamp {
+        let delta = chrono::TimeDelta::try_minutes(minutes).unwrap_or(chrono::TimeDelta::MAX);
+        Timestamp(self.0.checked_add_signed(delta).unwrap_or(self.0))
+    }
 }
 
 impl From<DateTime<Utc>> for Timestamp {

@@ -1,0 +1,397 @@
+//! Stripe semantics for charging a booking: the PaymentIntent request (form-encoded), the
+//! idempotency key derived from the job, what each Stripe answer means for the job, and when to
+//! try again. Pure: the component sends the request and hands the answer back here.
+//!
+//! Not here: HTTP, webhooks (a later issue), reading the clock.
+
+use serde::Deserialize;
+
+use crate::time::Timestamp;
+
+/// The Stripe API version the requests are written for.
+pub const API_VERSION: &str = "2024-06-20";
+
+/// Path of the create-PaymentIntent endpoint, relative to the API base.
+pub const PAYMENT_INTENTS_PATH: &str = "/v1/payment_intents";
+
+/// The idempotency key of one attempt of one job. Retrying the *same* attempt (an unknown
+/// outcome) must send the same key, so Stripe replays the first result instead of charging
+/// again; a *new* attempt (after a soft decline) gets a new key, or Stripe would replay the
+/// decline.
+pub fn idempotency_key(job_id: &str, attempt: u32) -> String {
+    format!("mio-{job_id}-attempt-{attempt}")
+}
+
+/// Everything one off-session charge needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// Minor units; the booking's balance due.
+    pub amount_cents: i64,
+    /// Lower-case ISO 4217.
+    pub currency: String,
+    /// The customer's Stripe id on the connected account (`cus_…`).
+    pub stripe_customer: String,
+    /// The primary card (`pm_…`).
+    pub payment_method: String,
+    /// The business's connected account (`acct_…`), sent as `Stripe-Account`.
+    pub stripe_account: String,
+    /// Ours: `acc_…`.
+    pub account_id: String,
+    /// Ours: `bkg_…`.
+    pub booking_id: String,
+    /// Ours: `job_…`.
+    pub job_id: String,
+    /// Which attempt of the job this is (1-based).
+    pub attempt: u32,
+}
+
+impl ChargeRequest {
+    /// The `application/x-www-form-urlencoded` body of `POST /v1/payment_intents`, confirming
+    /// off-session with the metadata that lets us find the PaymentIntent again.
+    pub fn form_body(&self) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("amount", &self.amount_cents.to_string())
+            .append_pair("currency", &self.currency)
+            .append_pair("customer", &self.stripe_customer)
+            .append_pair("payment_method", &self.payment_method)
+            .append_pair("confirm", "true")
+            .append_pair("off_session", "true")
+            .append_pair("metadata[mio_account_id]", &self.account_id)
+            .append_pair("metadata[mio_booking_id]", &self.booking_id)
+            .append_pair("metadata[mio_job_id]", &self.job_id)
+            .append_pair("metadata[mio_attempt]", &self.attempt.to_string());
+        form.finish()
+    }
+
+    /// The `Idempotency-Key` header of this attempt.
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(&self.job_id, self.attempt)
+    }
+}
+
+/// What a Stripe answer means for the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Charged: the booking's balance goes down by `amount_cents`.
+    Succeeded {
+        /// `pi_…`.
+        payment_intent: String,
+        /// Amount Stripe received.
+        amount_cents: i64,
+    },
+    /// The bank wants the customer to authenticate (3-D Secure): Failed, no automatic retry;
+    /// the business must ask the customer.
+    AuthenticationRequired {
+        /// `pi_…`, when Stripe sent one.
+        payment_intent: Option<String>,
+        /// Stripe's message.
+        message: String,
+    },
+    /// The card was declined.
+    Declined {
+        /// `pi_…`, when Stripe sent one.
+        payment_intent: Option<String>,
+        /// Stripe's `decline_code` (or `code` when there is none).
+        decline_code: String,
+        /// Whether trying again later may succeed (e.g. `insufficient_funds`).
+        soft: bool,
+        /// Stripe's message.
+        message: String,
+    },
+    /// Not known whether Stripe charged (429, 5xx, timeout, dropped connection): retry the same
+    /// attempt with the same key, after looking the PaymentIntent up when the key may have expired.
+    Unknown {
+        /// What happened, for the activity log.
+        reason: String,
+    },
+    /// Stripe refused the request itself (bad parameters, missing customer or card, auth):
+    /// Failed; retrying the same request cannot help.
+    Rejected {
+        /// Stripe's error code, if any.
+        code: Option<String>,
+        /// Stripe's message.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct IntentBody {
+    id: String,
+    status: String,
+    #[serde(default)]
+    amount_received: i64,
+    #[serde(default)]
+    amount: i64,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+    decline_code: Option<String>,
+    message: Option<String>,
+    payment_intent: Option<IntentRef>,
+}
+
+#[derive(Deserialize)]
+struct IntentRef {
+    id: String,
+}
+
+/// Decline codes after which retrying the same card cannot succeed: the card is gone, blocked,
+/// or the issuer says never to try again. Any other decline code is treated as soft.
+const HARD_DECLINES: &[&str] = &[
+    "card_not_supported",
+    "currency_not_supported",
+    "expired_card",
+    "fraudulent",
+    "incorrect_number",
+    "invalid_account",
+    "invalid_number",
+    "lost_card",
+    "merchant_blacklist",
+    "pickup_card",
+    "restricted_card",
+    "revocation_of_all_authorizations",
+    "revocation_of_authorization",
+    "security_violation",
+    "stolen_card",
+    "stop_payment_order",
+    "transaction_not_allowed",
+];
+
+/// Whether a decline with this code may succeed if tried again later.
+pub fn is_soft_decline(decline_code: &str) -> bool {
+    !HARD_DECLINES.contains(&decline_code)
+}
+
+/// Interprets Stripe's answer to a create-and-confirm PaymentIntent request.
+pub fn classify(status: u16, body: &str) -> ChargeOutcome {
+    if status == 429 || status >= 500 {
+        return ChargeOutcome::Unknown {
+            reason: format!("Stripe answered HTTP {status}"),
+        };
+    }
+    if (200..300).contains(&status) {
+        return match serde_json::from_str::<IntentBody>(body) {
+            Ok(intent) if intent.status == "succeeded" => ChargeOutcome::Succeeded {
+                amount_cents: if intent.amount_received > 0 {
+                    intent.amount_received
+                } else {
+                    intent.amount
+                },
+                payment_intent: intent.id,
+            },
+            Ok(intent) if intent.status == "requires_action" => {
+                ChargeOutcome::AuthenticationRequired {
+                    payment_intent: Some(intent.id),
+                    message: "the customer must authenticate this payment".into(),
+                }
+            }
+            // `processing` and other in-flight states settle later (webhook or lookup).
+            Ok(intent) => ChargeOutcome::Unknown {
+                reason: format!("PaymentIntent {} is {}", intent.id, intent.status),
+            },
+            Err(e) => ChargeOutcome::Unknown {
+                reason: format!("unreadable Stripe answer: {e}"),
+            },
+        };
+    }
+    let Ok(ErrorEnvelope { error }) = serde_json::from_str::<ErrorEnvelope>(body) else {
+        return ChargeOutcome::Rejected {
+            code: None,
+            message: format!("Stripe answered HTTP {status} without an error object"),
+        };
+    };
+    let message = error.message.unwrap_or_default();
+    let payment_intent = error.payment_intent.map(|p| p.id);
+    let code = error.code.as_deref();
+    let decline = error.decline_code.as_deref();
+    if code == Some("authentication_required") || decline == Some("authentication_required") {
+        return ChargeOutcome::AuthenticationRequired {
+            payment_intent,
+            message,
+        };
+    }
+    if error.kind.as_deref() == Some("card_error") {
+        let decline_code = decline.or(code).unwrap_or("card_declined").to_owned();
+        return ChargeOutcome::Declined {
+            payment_intent,
+            soft: is_soft_decline(&decline_code),
+            decline_code,
+            message,
+        };
+    }
+    if code == Some("idempotency_key_in_use") || status == 409 {
+        return ChargeOutcome::Unknown {
+            reason: "another request with the same idempotency key is in flight".into(),
+        };
+    }
+    ChargeOutcome::Rejected {
+        code: error.code,
+        message,
+    }
+}
+
+/// The delays, in minutes, before each retry of a soft decline (the account's default retry
+/// schedule): 1 day, 3 days, 5 days.
+pub const SOFT_DECLINE_RETRY_MINUTES: &[u32] = &[24 * 60, 3 * 24 * 60, 5 * 24 * 60];
+
+/// Backoff for unknown outcomes: 1, 2, 4, … minutes, at most one hour apart.
+pub fn unknown_backoff_minutes(retries_so_far: u32) -> u32 {
+    1u32.checked_shl(retries_so_far).unwrap_or(u32::MAX).min(60)
+}
+
+/// When a soft-declined job should try again after `attempt` (1-based), or `None` when the
+/// schedule is used up.
+pub fn next_soft_decline_retry(
+    attempt: u32,
+    schedule_minutes: &[u32],
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
+    let minutes = *schedule_minutes.get(index)?;
+    Some(now.plus_minutes(i64::from(minutes)))
+}
+
+/// Stripe keeps idempotency keys for at least 24 hours; after this long since the first try of
+/// an attempt, look the PaymentIntent up by metadata before sending the request again.
+pub const IDEMPOTENCY_KEY_TRUST_MINUTES: i64 = 23 * 60;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request() -> ChargeRequest {
+        ChargeRequest {
+            amount_cents: 12_500,
+            currency: "cad".into(),
+            stripe_customer: "cus_Stripe123".into(),
+            payment_method: "pm_card".into(),
+            stripe_account: "acct_biz".into(),
+            account_id: "acc_1".into(),
+            booking_id: "bkg_1".into(),
+            job_id: "job_1".into(),
+            attempt: 2,
+        }
+    }
+
+    #[test]
+    fn form_body_confirms_off_session_with_metadata() {
+        let body = request().form_body();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("amount"), Some("12500"));
+        assert_eq!(get("confirm"), Some("true"));
+        assert_eq!(get("off_session"), Some("true"));
+        assert_eq!(get("metadata[mio_job_id]"), Some("job_1"));
+        assert_eq!(get("metadata[mio_attempt]"), Some("2"));
+    }
+
+    #[test]
+    fn the_same_attempt_always_gets_the_same_key_and_a_new_attempt_a_new_one() {
+        assert_eq!(idempotency_key("job_1", 1), idempotency_key("job_1", 1));
+        assert_ne!(idempotency_key("job_1", 1), idempotency_key("job_1", 2));
+        assert_ne!(idempotency_key("job_1", 1), idempotency_key("job_2", 1));
+    }
+
+    #[test]
+    fn succeeded_intent_is_success_with_the_amount_received() {
+        let body = r#"{"id":"pi_1","object":"payment_intent","status":"succeeded","amount":500,"amount_received":500}"#;
+        assert_eq!(
+            classify(200, body),
+            ChargeOutcome::Succeeded {
+                payment_intent: "pi_1".into(),
+                amount_cents: 500
+            }
+        );
+    }
+
+    #[test]
+    fn off_session_authentication_required_is_not_a_decline() {
+        let body = r#"{"error":{"type":"card_error","code":"authentication_required","decline_code":"authentication_required","message":"This payment requires authentication.","payment_intent":{"id":"pi_2","status":"requires_payment_method"}}}"#;
+        assert!(matches!(
+            classify(402, body),
+            ChargeOutcome::AuthenticationRequired { payment_intent: Some(ref p), .. } if p == "pi_2"
+        ));
+    }
+
+    #[test]
+    fn insufficient_funds_is_a_soft_decline_and_stolen_card_a_hard_one() {
+        let decline = |code: &str| {
+            format!(
+                r#"{{"error":{{"type":"card_error","code":"card_declined","decline_code":"{code}","message":"Your card was declined."}}}}"#
+            )
+        };
+        assert!(matches!(
+            classify(402, &decline("insufficient_funds")),
+            ChargeOutcome::Declined { soft: true, ref decline_code, .. } if decline_code == "insufficient_funds"
+        ));
+        assert!(matches!(
+            classify(402, &decline("stolen_card")),
+            ChargeOutcome::Declined { soft: false, .. }
+        ));
+    }
+
+    #[test]
+    fn rate_limits_and_server_errors_are_unknown() {
+        assert!(matches!(classify(429, "{}"), ChargeOutcome::Unknown { .. }));
+        assert!(matches!(classify(500, "{}"), ChargeOutcome::Unknown { .. }));
+        assert!(matches!(
+            classify(503, "not json"),
+            ChargeOutcome::Unknown { .. }
+        ));
+    }
+
+    #[test]
+    fn a_missing_customer_is_rejected_not_retried() {
+        let body = r#"{"error":{"type":"invalid_request_error","code":"resource_missing","param":"customer","message":"No such customer"}}"#;
+        assert!(matches!(
+            classify(400, body),
+            ChargeOutcome::Rejected { code: Some(ref c), .. } if c == "resource_missing"
+        ));
+    }
+
+    #[test]
+    fn soft_decline_schedule_runs_out() {
+        let now = Timestamp::from_unix_millis(0).expect("epoch");
+        let schedule = SOFT_DECLINE_RETRY_MINUTES;
+        assert_eq!(
+            next_soft_decline_retry(1, schedule, now),
+            Some(now.plus_minutes(24 * 60))
+        );
+        assert_eq!(next_soft_decline_retry(4, schedule, now), None);
+        assert_eq!(next_soft_decline_retry(0, schedule, now), None);
+    }
+
+    proptest! {
+        #[test]
+        fn unknown_backoff_grows_and_is_capped_at_an_hour(n in 0u32..200) {
+            let b = unknown_backoff_minutes(n);
+            prop_assert!((1..=60).contains(&b));
+            prop_assert!(unknown_backoff_minutes(n + 1) >= b);
+        }
+
+        #[test]
+        fn classify_never_panics_and_2xx_garbage_is_unknown(status in 100u16..600, body in ".{0,200}") {
+            let outcome = classify(status, &body);
+            if (200..300).contains(&status) && serde_json::from_str::<serde_json::Value>(&body).is_err() {
+                prop_assert!(matches!(outcome, ChargeOutcome::Unknown { .. }), "{:?}", outcome);
+            }
+        }
+    }
+}
