@@ -203,3 +203,185 @@ async fn start(options: &Options, state_dir: &Path) -> anyhow::Result<(Arc<App>,
     let server = Server::start(Arc::clone(&app), listener)?;
     Ok((app, server))
 }
+
+/// Asserts that the OpenAPI document `doc` describes a response: `method path_template` (as
+/// written in `doc.paths`, e.g. `/api/v1/customers/{id}`) documents `status`, and every field
+/// of the JSON `body` is declared by that response's schema with a JSON type it allows (`null`
+/// only where it allows null), every required field present, nested objects and array items
+/// likewise. A method the path does not document must have answered 405.
+pub fn assert_documented(
+    doc: &Value,
+    method: &reqwest::Method,
+    path_template: &str,
+    status: u16,
+    body: &Value,
+) {
+    let what = format!("{method} {path_template} → {status}");
+    let path_item = doc["paths"]
+        .get(path_template)
+        .unwrap_or_else(|| panic!("{what}: the path is not in the OpenAPI document"));
+    let Some(operation) = path_item.get(method.as_str().to_ascii_lowercase()) else {
+        assert_eq!(
+            status, 405,
+            "{what}: the method is not documented for this path, so it must answer 405"
+        );
+        return;
+    };
+    let responses = &operation["responses"];
+    let response = responses
+        .get(status.to_string())
+        .or_else(|| responses.get(format!("{}XX", status / 100)))
+        .or_else(|| responses.get("default"))
+        .unwrap_or_else(|| panic!("{what}: status not documented; documented: {responses}"));
+    let response = openapi_resolve(doc, response);
+    let content = &response["content"];
+    if body.is_null() {
+        assert!(
+            content.is_null() || status == 204,
+            "{what}: an empty body, but the document promises content"
+        );
+        return;
+    }
+    let media = ["application/json", "application/problem+json"]
+        .into_iter()
+        .find_map(|media| content.get(media))
+        .unwrap_or_else(|| panic!("{what}: a JSON body, but no JSON content documented"));
+    let schema = openapi_resolve(doc, &media["schema"]);
+    if let Err(problem) = openapi_check(doc, schema, body, "body") {
+        panic!("{what}: {problem}\nbody: {body}");
+    }
+}
+
+/// Follows local `$ref`s (`#/components/...`) until a schema or object without one.
+fn openapi_resolve<'a>(doc: &'a Value, mut node: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                let pointer = reference
+                    .strip_prefix('#')
+                    .unwrap_or_else(|| panic!("only local $refs are supported: {reference}"));
+                node = doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("$ref {reference} does not resolve"));
+            }
+            None => return node,
+        }
+    }
+    panic!("$ref cycle");
+}
+
+/// Checks `value` (found `at`) against `schema`: its JSON type, and for objects that every
+/// field is declared (in `properties`, or by an `additionalProperties` schema) and every
+/// required one present, recursively; array items against `items`. `oneOf` / `anyOf` pass
+/// when one alternative does; `allOf` merges its parts. Formats and ranges are not checked.
+fn openapi_check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let schema = openapi_resolve(doc, schema);
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema.get(key).and_then(Value::as_array) {
+            let failures: Vec<String> = alternatives
+                .iter()
+                .filter_map(|alternative| openapi_check(doc, alternative, value, at).err())
+                .collect();
+            return if failures.len() < alternatives.len() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{at} matches none of {key}: {}",
+                    failures.join("; ")
+                ))
+            };
+        }
+    }
+    if !openapi_allows_type(doc, schema, value) {
+        return Err(format!("{at} is {value}, which its schema does not allow"));
+    }
+    match value {
+        Value::Object(object) => openapi_check_object(doc, schema, object, at),
+        Value::Array(items) => match schema.get("items") {
+            Some(item_schema) => items.iter().enumerate().try_for_each(|(index, item)| {
+                openapi_check(doc, item_schema, item, &format!("{at}[{index}]"))
+            }),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn openapi_check_object(
+    doc: &Value,
+    schema: &Value,
+    object: &serde_json::Map<String, Value>,
+    at: &str,
+) -> Result<(), String> {
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    let mut additional = schema.get("additionalProperties");
+    let mut parts = vec![schema];
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        parts.extend(all.iter().map(|part| openapi_resolve(doc, part)));
+    }
+    for part in parts {
+        if let Some(props) = part.get("properties").and_then(Value::as_object) {
+            for (name, property) in props {
+                properties
+                    .entry(name.clone())
+                    .or_insert_with(|| property.clone());
+            }
+        }
+        if let Some(names) = part.get("required").and_then(Value::as_array) {
+            required.extend(names.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        additional = additional.or_else(|| part.get("additionalProperties"));
+    }
+    let additional = additional.filter(|schema| schema.is_object());
+    if properties.is_empty() && additional.is_none() {
+        // A free-form object (e.g. the OpenAPI document itself).
+        return Ok(());
+    }
+    for (name, field) in object {
+        let property = properties
+            .get(name)
+            .or(additional)
+            .ok_or_else(|| format!("{at}.{name} is not declared in the schema"))?;
+        openapi_check(doc, property, field, &format!("{at}.{name}"))?;
+    }
+    match required.iter().find(|name| !object.contains_key(*name)) {
+        Some(missing) => Err(format!("{at}.{missing} is required but missing")),
+        None => Ok(()),
+    }
+}
+
+/// Whether `schema` admits `value`'s JSON type (only the type, not formats or ranges).
+fn openapi_allows_type(doc: &Value, schema: &Value, value: &Value) -> bool {
+    let schema = openapi_resolve(doc, schema);
+    if let Some(constant) = schema.get("const") {
+        return constant == value;
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema.get(key).and_then(Value::as_array) {
+            return alternatives
+                .iter()
+                .any(|alternative| openapi_allows_type(doc, alternative, value));
+        }
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        return all.iter().all(|part| openapi_allows_type(doc, part, value));
+    }
+    let name = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    match &schema["type"] {
+        Value::String(t) => t == name || (t == "number" && name == "integer"),
+        Value::Array(types) => types
+            .iter()
+            .any(|t| t == name || (t == "number" && name == "integer")),
+        // No `type`: anything goes.
+        _ => true,
+    }
+}

@@ -24,13 +24,16 @@ pub enum ProblemType {
     PayloadTooLarge,
     /// The body is not in a media type the route accepts.
     UnsupportedMediaType,
+    /// The request conflicts with the resource's current state (e.g. completing a cancelled
+    /// booking).
+    Conflict,
     /// Something failed on our side; details are in the server log, never in the answer.
     Internal,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 8] = [
+    pub const ALL: [ProblemType; 9] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -38,6 +41,7 @@ impl ProblemType {
         ProblemType::MethodNotAllowed,
         ProblemType::PayloadTooLarge,
         ProblemType::UnsupportedMediaType,
+        ProblemType::Conflict,
         ProblemType::Internal,
     ];
 
@@ -51,6 +55,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => "/problems/method-not-allowed",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
+            ProblemType::Conflict => "/problems/conflict",
             ProblemType::Internal => "/problems/internal",
         }
     }
@@ -65,6 +70,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => "Method not allowed",
             ProblemType::PayloadTooLarge => "Request body too large",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
+            ProblemType::Conflict => "Conflict with the current state",
             ProblemType::Internal => "Internal error",
         }
     }
@@ -78,6 +84,7 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => 405,
             ProblemType::PayloadTooLarge => 413,
             ProblemType::UnsupportedMediaType => 415,
+            ProblemType::Conflict => 409,
             ProblemType::Internal => 500,
         }
     }

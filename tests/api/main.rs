@@ -1,3 +1,9 @@
 mod accounts;
+mod bookings;
 mod customers;
 mod host;
+mod import;
+mod migrations;
+mod openapi;
+mod overrides;
+mod settings;

@@ -3,11 +3,10 @@
 //! The order is deliberate: an unknown route or method is answered before credentials are
 //! checked, and credentials before the body is read, so strangers cannot make us buffer it.
 
-use crate::error::ApiError;
-use crate::request::Incoming;
+use crate::handlers;
 use crate::router::{self, Route, RouteError};
-use crate::storage::{self, SpinDb};
-use crate::{auth, handlers, platform};
+use mio_platform::system as platform;
+use mio_platform::{ApiError, Caller, Incoming, Media, SpinDb, auth, db};
 use mio_shared::{Account, AccountId, ApiToken, CustomerId, Timestamp};
 use spin_sdk::http::{IncomingRequest, Response};
 
@@ -29,41 +28,79 @@ async fn serve(request: Incoming) -> Result<Response, ApiError> {
         Route::CreateAccount => {
             auth::require_admin(&request)?;
             let body = request.json_body().await?;
-            let db = storage::open(now)?;
+            let db = db::open(now)?;
             let id = AccountId::from_random(&platform::random_bytes()?);
             let token = ApiToken::from_random(&platform::random_bytes()?);
             handlers::accounts::create(&db, &body, id, token, now)
         }
-        Route::ListCustomers => {
-            let (db, account) = signed_in(&request, now)?;
-            handlers::customers::list(&db, &account, &request.query)
+        route => {
+            let (db, Caller { account, .. }) = signed_in(&request, now)?;
+            serve_account(&db, &account, request, route, now).await
         }
+    }
+}
+
+/// The routes of a signed-in account.
+async fn serve_account(
+    db: &SpinDb,
+    account: &Account,
+    request: Incoming,
+    route: Route,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
+    match route {
+        Route::CreateAccount => Err(ApiError::NotFound("There is no such route in this API.")),
+        Route::ListCustomers => handlers::customers::list(db, account, &request.query),
         Route::CreateCustomer => {
-            let (db, account) = signed_in(&request, now)?;
             let body = request.json_body().await?;
             let id = CustomerId::from_random(&platform::random_bytes()?);
-            handlers::customers::create(&db, &account, &body, id, now)
+            handlers::customers::create(db, account, &body, id, now)
         }
-        Route::GetCustomer(id) => {
-            let (db, account) = signed_in(&request, now)?;
-            handlers::customers::get(&db, &account, &id)
-        }
+        Route::GetCustomer(id) => handlers::customers::get(db, account, &id),
         Route::UpdateCustomer(id) => {
-            let (db, account) = signed_in(&request, now)?;
             let body = request.json_body().await?;
-            handlers::customers::update(&db, &account, &id, &body, now)
+            handlers::customers::update(db, account, &id, &body, now)
         }
-        Route::DeleteCustomer(id) => {
-            let (db, account) = signed_in(&request, now)?;
-            handlers::customers::delete(&db, &account, &id)
+        Route::DeleteCustomer(id) => handlers::customers::delete(db, account, &id, now),
+        Route::ImportCustomers => {
+            let (media, body) = request
+                .body(
+                    &[Media::Csv, Media::Json],
+                    handlers::import::MAX_IMPORT_BYTES,
+                )
+                .await?;
+            handlers::import::import(db, account, media, &body, now)
+        }
+        Route::ListBookings => handlers::bookings::list(db, account, &request.query),
+        Route::CreateBooking => {
+            let body = request.json_body().await?;
+            handlers::bookings::create(db, account, &body, now)
+        }
+        Route::GetBooking(id) => handlers::bookings::get(db, account, &id),
+        Route::UpdateBooking(id) => {
+            let body = request.json_body().await?;
+            handlers::bookings::update(db, account, &id, &body, now)
+        }
+        Route::CompleteBooking(id) => handlers::bookings::complete(db, account, &id, now),
+        Route::CancelBooking(id) => handlers::bookings::cancel(db, account, &id, now),
+        Route::BookingAutomations(id) => handlers::bookings::automations(db, account, &id),
+        Route::GetAutomationSettings => handlers::settings::get_rules(db, account),
+        Route::PutAutomationSettings => {
+            let body = request.json_body().await?;
+            handlers::settings::put_rules(db, account, &body, now)
+        }
+        Route::GetMiopay => handlers::settings::get_miopay(db, account),
+        Route::PutMiopay => {
+            let body = request.json_body().await?;
+            handlers::settings::put_miopay(db, account, &body, now)
         }
     }
 }
 
 /// Opens (and if needed migrates) the database and identifies the calling account.
-fn signed_in(request: &Incoming, now: Timestamp) -> Result<(SpinDb, Account), ApiError> {
+fn signed_in(request: &Incoming, now: Timestamp) -> Result<(SpinDb, Caller), ApiError> {
     let token = auth::presented_token(request)?;
-    let db = storage::open(now)?;
-    let account = auth::authenticate(&db, &token)?;
-    Ok((db, account))
+    let db = db::open(now)?;
+    let caller = auth::authenticate(&db, &token)?;
+    Ok((db, caller))
 }

@@ -1,16 +1,13 @@
-//! The `customer-api` Spin component: account bootstrap and customer CRUD over HTTP.
+//! The `customer-api` Spin component: account bootstrap, customers (with bulk import),
+//! bookings and the account's automation settings, over HTTP.
 //!
 //! A thin shell: it parses requests into the core's types (`mio_shared`), reads and writes
 //! Spin SQLite, and maps errors to problem responses. It makes no business decisions itself.
 //! This file is only the entry point; see `app` for the request pipeline.
 
 mod app;
-mod auth;
-mod error;
+mod csv;
 mod handlers;
-mod platform;
-mod request;
-mod response;
 mod router;
 mod storage;
 

@@ -1,6 +1,6 @@
 //! Maps a method and path to one of this component's routes.
 
-use mio_shared::CustomerId;
+use mio_shared::{BookingId, CustomerId};
 use spin_sdk::http::Method;
 
 /// Every route this component serves.
@@ -18,6 +18,30 @@ pub enum Route {
     UpdateCustomer(CustomerId),
     /// `DELETE /api/v1/customers/{id}`
     DeleteCustomer(CustomerId),
+    /// `POST /api/v1/customers/import`
+    ImportCustomers,
+    /// `GET /api/v1/bookings`
+    ListBookings,
+    /// `POST /api/v1/bookings`
+    CreateBooking,
+    /// `GET /api/v1/bookings/{id}`
+    GetBooking(BookingId),
+    /// `PATCH /api/v1/bookings/{id}`
+    UpdateBooking(BookingId),
+    /// `POST /api/v1/bookings/{id}/complete`
+    CompleteBooking(BookingId),
+    /// `POST /api/v1/bookings/{id}/cancel`
+    CancelBooking(BookingId),
+    /// `GET /api/v1/bookings/{id}/automations`
+    BookingAutomations(BookingId),
+    /// `GET /api/v1/settings/automations`
+    GetAutomationSettings,
+    /// `PUT /api/v1/settings/automations`
+    PutAutomationSettings,
+    /// `GET /api/v1/settings/miopay`
+    GetMiopay,
+    /// `PUT /api/v1/settings/miopay`
+    PutMiopay,
 }
 
 /// Why no route matched.
@@ -46,6 +70,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
             Method::Post => Ok(Route::CreateCustomer),
             _ => Err(RouteError::MethodNotAllowed(&["GET", "POST"])),
         },
+        ["customers", "import"] => match method {
+            Method::Post => Ok(Route::ImportCustomers),
+            _ => Err(RouteError::MethodNotAllowed(&["POST"])),
+        },
         ["customers", id] => {
             // A segment that cannot be a customer id names no resource, whatever the method.
             let id = CustomerId::parse(id).map_err(|_| {
@@ -58,8 +86,43 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
                 _ => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
             }
         }
+        ["bookings"] => match method {
+            Method::Get => Ok(Route::ListBookings),
+            Method::Post => Ok(Route::CreateBooking),
+            _ => Err(RouteError::MethodNotAllowed(&["GET", "POST"])),
+        },
+        ["bookings", id, rest @ ..] => {
+            let id = booking_id(id)?;
+            match (rest, method) {
+                ([], Method::Get) => Ok(Route::GetBooking(id)),
+                ([], Method::Patch) => Ok(Route::UpdateBooking(id)),
+                ([], _) => Err(RouteError::MethodNotAllowed(&["GET", "PATCH"])),
+                (["complete"], Method::Post) => Ok(Route::CompleteBooking(id)),
+                (["cancel"], Method::Post) => Ok(Route::CancelBooking(id)),
+                (["complete" | "cancel"], _) => Err(RouteError::MethodNotAllowed(&["POST"])),
+                (["automations"], Method::Get) => Ok(Route::BookingAutomations(id)),
+                (["automations"], _) => Err(RouteError::MethodNotAllowed(&["GET"])),
+                _ => Err(NO_ROUTE),
+            }
+        }
+        ["settings", "automations"] => match method {
+            Method::Get => Ok(Route::GetAutomationSettings),
+            Method::Put => Ok(Route::PutAutomationSettings),
+            _ => Err(RouteError::MethodNotAllowed(&["GET", "PUT"])),
+        },
+        ["settings", "miopay"] => match method {
+            Method::Get => Ok(Route::GetMiopay),
+            Method::Put => Ok(Route::PutMiopay),
+            _ => Err(RouteError::MethodNotAllowed(&["GET", "PUT"])),
+        },
         _ => Err(NO_ROUTE),
     }
+}
+
+/// A segment that cannot be a booking id names no resource, whatever the method.
+fn booking_id(segment: &str) -> Result<BookingId, RouteError> {
+    BookingId::parse(segment)
+        .map_err(|_| RouteError::NotFound("No booking has this id (booking ids look like bkg_…)."))
 }
 
 #[cfg(test)]
@@ -97,6 +160,44 @@ mod tests {
     }
 
     #[test]
+    fn booking_settings_and_import_routes_resolve_by_method() {
+        let booking = BookingId::from_random(&[2; 16]);
+        let path = format!("/api/v1/bookings/{booking}");
+        assert_eq!(
+            resolve(&Method::Post, "/api/v1/customers/import"),
+            Ok(Route::ImportCustomers)
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/v1/bookings"),
+            Ok(Route::CreateBooking)
+        );
+        assert_eq!(
+            resolve(&Method::Patch, &path),
+            Ok(Route::UpdateBooking(booking.clone()))
+        );
+        assert_eq!(
+            resolve(&Method::Post, &format!("{path}/cancel")),
+            Ok(Route::CancelBooking(booking.clone()))
+        );
+        assert_eq!(
+            resolve(&Method::Get, &format!("{path}/automations")),
+            Ok(Route::BookingAutomations(booking.clone()))
+        );
+        assert_eq!(
+            resolve(&Method::Get, &format!("{path}/complete")),
+            Err(RouteError::MethodNotAllowed(&["POST"]))
+        );
+        assert_eq!(
+            resolve(&Method::Put, "/api/v1/settings/automations"),
+            Ok(Route::PutAutomationSettings)
+        );
+        assert_eq!(
+            resolve(&Method::Put, "/api/v1/settings/miopay"),
+            Ok(Route::PutMiopay)
+        );
+    }
+
+    #[test]
     fn a_wrong_method_lists_the_allowed_ones() {
         let path = format!("/api/v1/customers/{}", id());
         assert_eq!(
@@ -120,8 +221,11 @@ mod tests {
             "/api/v1/",
             "/api/v1/nope",
             "/api/v1/customers/",
-            "/api/v1/customers/import",
             "/api/v1/customers/cus_short",
+            "/api/v1/bookings/bkg_short",
+            "/api/v1/bookings/bkg_short/cancel",
+            "/api/v1/settings",
+            "/api/v1/settings/other",
             "/api/v2/customers",
             "/api/v1/customers/x/y",
         ] {

@@ -1,8 +1,8 @@
 //! `POST /api/v1/admin/accounts`: create a business and its API token.
 
-use crate::error::ApiError;
-use crate::response;
 use crate::storage::{self, Sql};
+use mio_platform::ApiError;
+use mio_platform::response;
 use mio_shared::{AccountBody, AccountId, ApiToken, CreatedAccount, NewAccount, Timestamp, json};
 use spin_sdk::http::Response;
 
@@ -31,8 +31,8 @@ pub fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::migrations::migrate;
-    use crate::storage::test_db::TestDb;
+    use mio_platform::migrations::migrate;
+    use mio_platform::test_db::TestDb;
     use serde_json::Value;
 
     fn now() -> Timestamp {

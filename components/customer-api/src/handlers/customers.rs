@@ -1,8 +1,8 @@
 //! `/api/v1/customers` and `/api/v1/customers/{id}`.
 
-use crate::error::ApiError;
-use crate::response;
 use crate::storage::{self, Sql};
+use mio_platform::ApiError;
+use mio_platform::response;
 use mio_shared::customer::READ_ONLY_CUSTOMER_FIELDS;
 use mio_shared::{
     Account, CustomerBody, CustomerId, CustomerPatch, CustomerPatchBody, ListQuery, NewCustomer,
@@ -65,23 +65,31 @@ pub fn update(
 
 /// `DELETE /api/v1/customers/{id}` → 204.
 ///
-/// The one place a customer is deleted. When bookings and automation jobs exist, cancel the
-/// customer's open bookings and pending jobs here first, each step an idempotent single
-/// statement, and delete the customer row last: a crash part-way leaves the customer in
-/// place, so retrying the DELETE finishes the work. Activity history is never deleted.
-pub fn delete(db: &impl Sql, account: &Account, id: &CustomerId) -> Result<Response, ApiError> {
-    if storage::customers::delete(db, account.id.as_str(), id)? {
-        Ok(response::no_content())
-    } else {
-        Err(NOT_FOUND)
+/// The customer's open bookings and pending jobs are cancelled first, each step an idempotent
+/// single statement, and the customer row is deleted last: a crash part-way leaves the
+/// customer in place, so retrying the DELETE finishes the work. The cancellation runs once
+/// more after the delete, for a booking created concurrently in between (bookings keep their
+/// `customer_id`). Bookings, jobs and activity history are kept.
+pub fn delete(
+    db: &impl Sql,
+    account: &Account,
+    id: &CustomerId,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
+    let account_id = account.id.as_str();
+    storage::bookings::cancel_everything_of_customer(db, account_id, id, now)?;
+    if !storage::customers::delete(db, account_id, id)? {
+        return Err(NOT_FOUND);
     }
+    storage::bookings::cancel_everything_of_customer(db, account_id, id, now)?;
+    Ok(response::no_content())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::migrations::migrate;
-    use crate::storage::test_db::TestDb;
+    use mio_platform::migrations::migrate;
+    use mio_platform::test_db::TestDb;
     use mio_shared::{AccountId, TimeZone};
     use serde_json::{Value, json};
 
@@ -228,7 +236,7 @@ mod tests {
             404
         );
         assert_eq!(answer(update(&db, &mine, &id, b"{}", now())).0, 404);
-        assert_eq!(answer(delete(&db, &mine, &id)).0, 404);
+        assert_eq!(answer(delete(&db, &mine, &id, now())).0, 404);
         let (status, list_body) = answer(list(&db, &mine, ""));
         assert_eq!(
             (status, list_body),
@@ -293,9 +301,12 @@ mod tests {
         let (db, account) = setup();
         let (_, created) = create_one(&db, &account, 1, json!({"name": "Ada"}));
         let id = id_of(&created);
-        assert_eq!(answer(delete(&db, &account, &id)), (204, Value::Null));
+        assert_eq!(
+            answer(delete(&db, &account, &id, now())),
+            (204, Value::Null)
+        );
         assert_eq!(answer(get(&db, &account, &id)).0, 404);
-        assert_eq!(answer(delete(&db, &account, &id)).0, 404);
+        assert_eq!(answer(delete(&db, &account, &id, now())).0, 404);
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! One function per route: decode, call the core, read or write storage, answer.
 
 pub mod accounts;
+pub mod bookings;
 pub mod customers;
+pub mod import;
+pub mod settings;

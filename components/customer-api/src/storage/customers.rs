@@ -1,13 +1,15 @@
 //! The `customers` table. Every statement is scoped by `account_id`: a customer of another
 //! account is indistinguishable from one that does not exist.
 
-use super::{Record, Sql, boolean, optional_text, text};
 use anyhow::{Context, anyhow};
+use mio_platform::db::{Record, Sql, boolean, optional_text, rfc3339, text};
+use mio_platform::jobs::{BULK_ROWS, list_placeholders, values_placeholders};
 use mio_shared::{
     Customer, CustomerId, CustomerPatch, ListQuery, NewCustomer, Notifications, Patch, Timestamp,
     fold,
 };
 use spin_sdk::sqlite::Value;
+use std::collections::{HashMap, HashSet};
 
 /// The columns every query returns, in the order `customer_from` reads them by name.
 macro_rules! customer_columns {
@@ -253,6 +255,192 @@ pub fn delete(db: &impl Sql, account_id: &str, id: &CustomerId) -> anyhow::Resul
     Ok(!result.rows.is_empty())
 }
 
+/// One customer of a bulk import, validated: what to create, or what to change on an existing
+/// customer (`None` fields keep the stored value; on create, notifications default to on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    /// Required.
+    pub name: String,
+    /// As given.
+    pub email: Option<String>,
+    /// As given.
+    pub phone: Option<String>,
+    /// The phone's digits.
+    pub phone_digits: Option<String>,
+    /// As given.
+    pub service_address: Option<String>,
+    /// As given.
+    pub billing_address: Option<String>,
+    /// As given.
+    pub notes: Option<String>,
+    /// E-mail notifications, if given.
+    pub notify_email: Option<bool>,
+    /// SMS notifications, if given.
+    pub notify_sms: Option<bool>,
+    /// Stripe customer id, if given.
+    pub stripe_customer_id: Option<String>,
+}
+
+impl ImportRecord {
+    /// The folded e-mail that import matches existing customers on.
+    pub fn email_folded(&self) -> Option<String> {
+        self.email.as_deref().map(fold)
+    }
+
+    /// Lays `later`'s given fields over this record (a later row of the same file).
+    pub fn lay_over(&mut self, later: ImportRecord) {
+        fn over<T>(field: &mut Option<T>, later: Option<T>) {
+            if later.is_some() {
+                *field = later;
+            }
+        }
+        self.name = later.name;
+        over(&mut self.email, later.email);
+        over(&mut self.phone, later.phone);
+        over(&mut self.phone_digits, later.phone_digits);
+        over(&mut self.service_address, later.service_address);
+        over(&mut self.billing_address, later.billing_address);
+        over(&mut self.notes, later.notes);
+        over(&mut self.notify_email, later.notify_email);
+        over(&mut self.notify_sms, later.notify_sms);
+        over(&mut self.stripe_customer_id, later.stripe_customer_id);
+    }
+
+    /// The 13 values of the import statements' `v` rows, after the id.
+    fn values(&self, id: &str) -> [Value; IMPORT_COLUMNS] {
+        let optional_bool = |b: Option<bool>| b.map_or(Value::Null, boolean);
+        [
+            text(id),
+            text(&self.name),
+            text(&fold(&self.name)),
+            optional_text(self.email.as_deref()),
+            optional_text(self.email_folded().as_deref()),
+            optional_text(self.phone.as_deref()),
+            optional_text(self.phone_digits.as_deref()),
+            optional_text(self.service_address.as_deref()),
+            optional_text(self.billing_address.as_deref()),
+            optional_text(self.notes.as_deref()),
+            optional_bool(self.notify_email),
+            optional_bool(self.notify_sms),
+            optional_text(self.stripe_customer_id.as_deref()),
+        ]
+    }
+}
+
+const IMPORT_COLUMNS: usize = 13;
+
+// The oldest customer wins when several already share an address.
+const IDS_BY_EMAIL: &str = "SELECT id, email_folded FROM customers \
+     WHERE account_id = ?1 AND email_folded IN ({list}) ORDER BY seq DESC";
+
+// Many customers per statement. The NOT EXISTS guard makes a row whose e-mail another
+// request has meanwhile given to a customer insert nothing (the caller then updates that
+// customer instead), so two concurrent imports of one file do not duplicate customers.
+// ?1 account, ?2 now.
+const IMPORT_INSERT: &str = "WITH v (id, name, name_folded, email, email_folded, phone, \
+     phone_digits, service_address, billing_address, notes, notify_email, notify_sms, \
+     stripe_customer_id) AS (VALUES {rows}) \
+     INSERT INTO customers (id, account_id, name, name_folded, email, email_folded, phone, \
+     phone_digits, service_address, billing_address, notes, notify_email, notify_sms, \
+     stripe_customer_id, created_at, updated_at) \
+     SELECT v.id, ?1, v.name, v.name_folded, v.email, v.email_folded, v.phone, v.phone_digits, \
+     v.service_address, v.billing_address, v.notes, COALESCE(v.notify_email, 1), \
+     COALESCE(v.notify_sms, 1), v.stripe_customer_id, ?2, ?2 FROM v \
+     WHERE v.email_folded IS NULL OR NOT EXISTS (SELECT 1 FROM customers c \
+       WHERE c.account_id = ?1 AND c.email_folded = v.email_folded) \
+     RETURNING id";
+
+// Given fields replace, absent ones (NULL in `v`) keep the stored value. ?1 account, ?2 now.
+const IMPORT_UPDATE: &str = "WITH v (id, name, name_folded, email, email_folded, phone, \
+     phone_digits, service_address, billing_address, notes, notify_email, notify_sms, \
+     stripe_customer_id) AS (VALUES {rows}) \
+     UPDATE customers SET name = v.name, name_folded = v.name_folded, \
+     email = COALESCE(v.email, customers.email), \
+     email_folded = COALESCE(v.email_folded, customers.email_folded), \
+     phone = COALESCE(v.phone, customers.phone), \
+     phone_digits = COALESCE(v.phone_digits, customers.phone_digits), \
+     service_address = COALESCE(v.service_address, customers.service_address), \
+     billing_address = COALESCE(v.billing_address, customers.billing_address), \
+     notes = COALESCE(v.notes, customers.notes), \
+     notify_email = COALESCE(v.notify_email, customers.notify_email), \
+     notify_sms = COALESCE(v.notify_sms, customers.notify_sms), \
+     stripe_customer_id = COALESCE(v.stripe_customer_id, customers.stripe_customer_id), \
+     updated_at = ?2 \
+     FROM v WHERE customers.account_id = ?1 AND customers.id = v.id \
+     RETURNING customers.id AS id";
+
+/// The ids of the account's customers with these folded e-mails (one statement per
+/// [`BULK_ROWS`] addresses): folded e-mail → id.
+pub fn ids_by_email(
+    db: &impl Sql,
+    account_id: &str,
+    emails_folded: &[String],
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut found = HashMap::new();
+    for chunk in emails_folded.chunks(BULK_ROWS) {
+        let sql = IDS_BY_EMAIL.replace("{list}", &list_placeholders(chunk.len(), 2));
+        let mut params = vec![text(account_id)];
+        params.extend(chunk.iter().map(|e| text(e)));
+        let result = db
+            .execute(&sql, &params)
+            .context("finding customers by e-mail")?;
+        // Descending `seq`: the last insert into the map is the oldest customer.
+        for row in Record::all(&result) {
+            found.insert(row.text("email_folded")?, row.text("id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Creates customers in bulk; returns the ids actually inserted (a row whose e-mail now
+/// belongs to a customer is skipped, see [`IMPORT_INSERT`]).
+pub fn insert_imported(
+    db: &impl Sql,
+    account_id: &str,
+    rows: &[(CustomerId, &ImportRecord)],
+    now: Timestamp,
+) -> anyhow::Result<HashSet<String>> {
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(id, record)| record.values(id.as_str()))
+        .collect();
+    run_import(db, IMPORT_INSERT, account_id, &values, now).context("importing new customers")
+}
+
+/// Updates existing customers in bulk; returns the ids actually updated.
+pub fn update_imported(
+    db: &impl Sql,
+    account_id: &str,
+    rows: &[(String, &ImportRecord)],
+    now: Timestamp,
+) -> anyhow::Result<HashSet<String>> {
+    let values: Vec<_> = rows.iter().map(|(id, record)| record.values(id)).collect();
+    run_import(db, IMPORT_UPDATE, account_id, &values, now).context("updating imported customers")
+}
+
+fn run_import(
+    db: &impl Sql,
+    template: &str,
+    account_id: &str,
+    rows: &[[Value; IMPORT_COLUMNS]],
+    now: Timestamp,
+) -> anyhow::Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    for chunk in rows.chunks(BULK_ROWS) {
+        let sql = template.replace(
+            "{rows}",
+            &values_placeholders(chunk.len(), IMPORT_COLUMNS, 3),
+        );
+        let mut params = vec![text(account_id), rfc3339(now)];
+        params.extend(chunk.iter().flat_map(|row| row.iter().cloned()));
+        let result = db.execute(&sql, &params)?;
+        for row in Record::all(&result) {
+            ids.insert(row.text("id")?);
+        }
+    }
+    Ok(ids)
+}
+
 fn first(result: &spin_sdk::sqlite::QueryResult) -> anyhow::Result<Option<Customer>> {
     Record::all(result)
         .next()
@@ -283,8 +471,8 @@ fn customer_from(row: &Record<'_>) -> anyhow::Result<Customer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::migrations::migrate;
-    use crate::storage::test_db::TestDb;
+    use mio_platform::migrations::migrate;
+    use mio_platform::test_db::TestDb;
     use mio_shared::{CustomerBody, CustomerPatchBody, Limit, SearchText};
 
     const ACCOUNT: &str = "acc_one";

@@ -1,0 +1,153 @@
+//! Spin SQLite: the connection, reading rows by column name, and parameter helpers.
+//!
+//! Portability rules (the same code runs on SQLite files and on libSQL/Turso): each `execute`
+//! is one statement; no transaction spans several calls; every write that must be atomic is a
+//! single statement (with `RETURNING` where the caller needs the row).
+
+use crate::migrations;
+use anyhow::{Context, anyhow};
+use mio_shared::Timestamp;
+use spin_sdk::sqlite::{Connection, QueryResult, Value};
+
+/// Runs one SQL statement with positional parameters. Implemented by the Spin connection,
+/// and by a native SQLite connection in unit tests.
+pub trait Sql {
+    /// Executes `statement`, returning its rows (if any).
+    fn execute(&self, statement: &str, params: &[Value]) -> anyhow::Result<QueryResult>;
+}
+
+/// The Spin `default` SQLite database.
+pub struct SpinDb(Connection);
+
+impl Sql for SpinDb {
+    fn execute(&self, statement: &str, params: &[Value]) -> anyhow::Result<QueryResult> {
+        // The host's message may quote SQL; it goes to the log via `ApiError::Internal` only.
+        self.0
+            .execute(statement, params)
+            .map_err(|e| anyhow!("sqlite: {e:?}"))
+    }
+}
+
+/// Opens the default database and brings its schema up to date.
+pub fn open(now: Timestamp) -> anyhow::Result<SpinDb> {
+    let db = SpinDb(
+        Connection::open_default()
+            .map_err(|e| anyhow!("sqlite: {e:?}"))
+            .context("opening the default database")?,
+    );
+    migrations::migrate(&db, now).context("migrating the schema")?;
+    Ok(db)
+}
+
+/// One row of a result, with its values looked up by column name.
+pub struct Record<'a> {
+    columns: &'a [String],
+    values: &'a [Value],
+}
+
+impl<'a> Record<'a> {
+    /// Every row of `result`.
+    pub fn all(result: &'a QueryResult) -> impl Iterator<Item = Record<'a>> {
+        result.rows.iter().map(|row| Record {
+            columns: &result.columns,
+            values: &row.values,
+        })
+    }
+
+    fn value(&self, column: &str) -> anyhow::Result<&'a Value> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| anyhow!("column `{column}` missing from the result"))
+    }
+
+    /// A `NOT NULL` text column.
+    pub fn text(&self, column: &str) -> anyhow::Result<String> {
+        self.optional_text(column)?
+            .ok_or_else(|| anyhow!("column `{column}` is NULL"))
+    }
+
+    /// A nullable text column.
+    pub fn optional_text(&self, column: &str) -> anyhow::Result<Option<String>> {
+        match self.value(column)? {
+            Value::Text(text) => Ok(Some(text.clone())),
+            Value::Null => Ok(None),
+            other => Err(anyhow!("column `{column}` is not text: {other:?}")),
+        }
+    }
+
+    /// An integer column.
+    pub fn integer(&self, column: &str) -> anyhow::Result<i64> {
+        match self.value(column)? {
+            Value::Integer(n) => Ok(*n),
+            other => Err(anyhow!("column `{column}` is not an integer: {other:?}")),
+        }
+    }
+
+    /// A 0/1 integer column.
+    pub fn boolean(&self, column: &str) -> anyhow::Result<bool> {
+        Ok(self.integer(column)? != 0)
+    }
+
+    /// A timestamp stored as RFC 3339 text.
+    pub fn timestamp(&self, column: &str) -> anyhow::Result<Timestamp> {
+        let text = self.text(column)?;
+        Timestamp::parse(&text).with_context(|| format!("column `{column}` holds {text:?}"))
+    }
+
+    /// A nullable integer column.
+    pub fn optional_integer(&self, column: &str) -> anyhow::Result<Option<i64>> {
+        match self.value(column)? {
+            Value::Integer(n) => Ok(Some(*n)),
+            Value::Null => Ok(None),
+            other => Err(anyhow!("column `{column}` is not an integer: {other:?}")),
+        }
+    }
+
+    /// An instant stored as integer Unix milliseconds (the columns that are compared).
+    pub fn instant(&self, column: &str) -> anyhow::Result<Timestamp> {
+        self.optional_instant(column)?
+            .ok_or_else(|| anyhow!("column `{column}` is NULL"))
+    }
+
+    /// A nullable instant stored as integer Unix milliseconds.
+    pub fn optional_instant(&self, column: &str) -> anyhow::Result<Option<Timestamp>> {
+        self.optional_integer(column)?
+            .map(|millis| {
+                Timestamp::from_unix_millis(millis)
+                    .ok_or_else(|| anyhow!("column `{column}` holds {millis}, out of range"))
+            })
+            .transpose()
+    }
+}
+
+/// A text parameter.
+pub fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
+/// A nullable text parameter.
+pub fn optional_text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, text)
+}
+
+/// An instant parameter, as Unix milliseconds.
+pub fn instant(value: Timestamp) -> Value {
+    Value::Integer(value.as_datetime().timestamp_millis())
+}
+
+/// A nullable instant parameter.
+pub fn optional_instant(value: Option<Timestamp>) -> Value {
+    value.map_or(Value::Null, instant)
+}
+
+/// An RFC 3339 text parameter (the `created_at` / `updated_at` columns).
+pub fn rfc3339(value: Timestamp) -> Value {
+    Value::Text(value.to_string())
+}
+
+/// A 0/1 parameter.
+pub fn boolean(value: bool) -> Value {
+    Value::Integer(i64::from(value))
+}

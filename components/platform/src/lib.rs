@@ -1,0 +1,32 @@
+//! The shared shell of the Mio Spin components: what every component needs around the core.
+//!
+//! Spin SQLite access ([`db`]) and the schema ([`migrations`], every version, applied on
+//! open), bearer-token authentication ([`auth`]), reading bounded request bodies
+//! ([`request`]), problem+json errors ([`error`], [`response`]), the clock, randomness and
+//! variables ([`system`]), and the storage both the customer API and the override toggle use:
+//! account settings, customer overrides, and job planning writes ([`jobs`]).
+//!
+//! It makes no business decisions: which jobs a booking needs, when they are due and whether an
+//! automation is on are the core's (`mio_shared`); this crate loads the core's inputs and
+//! writes its answers. It deliberately holds no routes and no handlers: those stay in each
+//! component.
+
+pub mod accounts;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod migrations;
+pub mod overrides;
+pub mod request;
+pub mod response;
+pub mod rules_body;
+pub mod settings;
+pub mod system;
+#[cfg(any(test, feature = "test-db"))]
+pub mod test_db;
+
+pub use auth::Caller;
+pub use db::{Record, SpinDb, Sql};
+pub use error::ApiError;
+pub use request::{Incoming, Media};

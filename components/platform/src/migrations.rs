@@ -1,0 +1,343 @@
+//! Versioned schema migrations, applied automatically on first use.
+//!
+//! Several instances may migrate at once and, on libSQL/Turso, statements are not grouped in
+//! a transaction. So every statement must be safe to run twice or concurrently
+//! (`CREATE … IF NOT EXISTS`, `INSERT OR IGNORE`); a version is recorded only after all of
+//! its statements succeeded; and a failing statement is forgiven if another instance has
+//! meanwhile recorded the version. A future `ALTER TABLE … ADD COLUMN` is not idempotent:
+//! guard it (check `pragma_table_info` first) before adding it here.
+
+use crate::db::{Record, Sql};
+use anyhow::Context;
+use mio_shared::Timestamp;
+use spin_sdk::sqlite::Value;
+
+/// One schema version: statements run in order, each one statement.
+pub struct Migration {
+    /// Strictly increasing; never renumber or edit an applied migration, add a new one.
+    pub version: i64,
+    /// Idempotent statements.
+    pub statements: &'static [&'static str],
+}
+
+const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)";
+
+const SELECT_APPLIED_VERSIONS: &str = "SELECT version FROM schema_migrations ORDER BY version";
+
+const RECORD_VERSION: &str =
+    "INSERT OR IGNORE INTO schema_migrations (version, applied_at) VALUES (?1, ?2)";
+
+const CREATE_ACCOUNTS: &str = "CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+)";
+
+// No FOREIGN KEY clauses: whether SQLite enforces them depends on the host's connection
+// settings (bundled rusqlite: on; Spin, libSQL: off), and behaviour must not. Ownership is
+// enforced by every statement filtering on `account_id` instead.
+// `seq` orders lists and cursors; AUTOINCREMENT keeps it from reusing a deleted row's number,
+// so a cursor never skips a customer created after it was issued.
+const CREATE_CUSTOMERS: &str = "CREATE TABLE IF NOT EXISTS customers (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    name_folded TEXT NOT NULL,
+    email TEXT,
+    email_folded TEXT,
+    phone TEXT,
+    phone_digits TEXT,
+    service_address TEXT,
+    billing_address TEXT,
+    notes TEXT,
+    notify_email INTEGER NOT NULL CHECK (notify_email IN (0, 1)),
+    notify_sms INTEGER NOT NULL CHECK (notify_sms IN (0, 1)),
+    stripe_customer_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)";
+
+const CREATE_CUSTOMERS_BY_ACCOUNT: &str =
+    "CREATE INDEX IF NOT EXISTS customers_by_account ON customers (account_id, seq)";
+
+// Version 2: the automation rules (issue #3). Instants that are compared or ordered
+// (`start_at`, `due_at`, ...) are INTEGER Unix milliseconds; `created_at` / `updated_at` stay
+// RFC 3339 text like version 1.
+
+// One row per configured account; `rules_json` is NULL until the rules are first set (the
+// serde form of `mio_shared::rules::AccountRules`).
+const CREATE_ACCOUNT_SETTINGS: &str = "CREATE TABLE IF NOT EXISTS account_settings (
+    account_id TEXT PRIMARY KEY NOT NULL,
+    rules_json TEXT,
+    rules_updated_at TEXT,
+    miopay_enabled INTEGER NOT NULL DEFAULT 0,
+    stripe_account_id TEXT,
+    updated_at TEXT NOT NULL
+)";
+
+// `customer_id` is kept after the customer is deleted (the booking is cancelled then), so the
+// activity of a deleted customer still names its bookings.
+const CREATE_BOOKINGS: &str = "CREATE TABLE IF NOT EXISTS bookings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    series_id TEXT,
+    service_type TEXT NOT NULL,
+    start_at INTEGER NOT NULL,
+    end_at INTEGER NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    paid_cents INTEGER NOT NULL DEFAULT 0,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL,
+    completed_at INTEGER,
+    cancelled_at INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)";
+
+const CREATE_BOOKINGS_BY_START: &str =
+    "CREATE INDEX IF NOT EXISTS bookings_by_start ON bookings (account_id, start_at, seq)";
+
+const CREATE_BOOKINGS_BY_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS bookings_by_customer \
+     ON bookings (account_id, customer_id, start_at)";
+
+const CREATE_BOOKINGS_BY_STATUS: &str =
+    "CREATE INDEX IF NOT EXISTS bookings_by_status ON bookings (account_id, status, start_at)";
+
+// Import matches customers by e-mail (case-insensitively, through the folded column).
+const CREATE_CUSTOMERS_BY_EMAIL: &str =
+    "CREATE INDEX IF NOT EXISTS customers_by_email ON customers (account_id, email_folded)";
+
+// No `account_id` in the key: customer ids are globally unique, and every statement filters
+// on `account_id` as well.
+const CREATE_CUSTOMER_OVERRIDES: &str = "CREATE TABLE IF NOT EXISTS customer_overrides (
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    automation TEXT NOT NULL,
+    state TEXT NOT NULL,
+    timing_json TEXT,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (customer_id, automation)
+)";
+
+// Append-only history of override changes (who changed what, when).
+const CREATE_OVERRIDE_CHANGES: &str = "CREATE TABLE IF NOT EXISTS override_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    automation TEXT NOT NULL,
+    old_state TEXT,
+    new_state TEXT NOT NULL,
+    old_timing_json TEXT,
+    new_timing_json TEXT,
+    changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL
+)";
+
+const CREATE_OVERRIDE_CHANGES_BY_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS \
+     override_changes_by_customer ON override_changes (account_id, customer_id, seq)";
+
+// One planned run of one automation for one booking; `UNIQUE (booking_id, automation,
+// phase)` is what makes planning idempotent (`INSERT … ON CONFLICT DO NOTHING`).
+const CREATE_AUTOMATION_JOBS: &str = "CREATE TABLE IF NOT EXISTS automation_jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    booking_id TEXT NOT NULL,
+    automation TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    status TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0,
+    rule_source TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (booking_id, automation, phase)
+)";
+
+// The tick's query: due scheduled jobs, O(due jobs).
+const CREATE_JOBS_BY_DUE: &str =
+    "CREATE INDEX IF NOT EXISTS automation_jobs_by_due ON automation_jobs (status, due_at)";
+
+const CREATE_JOBS_BY_ACCOUNT_STATUS: &str = "CREATE INDEX IF NOT EXISTS \
+     automation_jobs_by_account_status ON automation_jobs (account_id, status)";
+
+const CREATE_JOBS_BY_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS \
+     automation_jobs_by_customer ON automation_jobs (account_id, customer_id)";
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            CREATE_ACCOUNTS,
+            CREATE_CUSTOMERS,
+            CREATE_CUSTOMERS_BY_ACCOUNT,
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            CREATE_ACCOUNT_SETTINGS,
+            CREATE_CUSTOMERS_BY_EMAIL,
+            CREATE_BOOKINGS,
+            CREATE_BOOKINGS_BY_START,
+            CREATE_BOOKINGS_BY_CUSTOMER,
+            CREATE_BOOKINGS_BY_STATUS,
+            CREATE_CUSTOMER_OVERRIDES,
+            CREATE_OVERRIDE_CHANGES,
+            CREATE_OVERRIDE_CHANGES_BY_CUSTOMER,
+            CREATE_AUTOMATION_JOBS,
+            CREATE_JOBS_BY_DUE,
+            CREATE_JOBS_BY_ACCOUNT_STATUS,
+            CREATE_JOBS_BY_CUSTOMER,
+        ],
+    },
+];
+
+/// Applies every migration not yet recorded.
+pub fn migrate(db: &impl Sql, now: Timestamp) -> anyhow::Result<()> {
+    db.execute(CREATE_SCHEMA_MIGRATIONS, &[])
+        .context("creating schema_migrations")?;
+    let applied = applied_versions(db)?;
+    for migration in MIGRATIONS {
+        if !applied.contains(&migration.version) {
+            apply(db, migration, now)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply(db: &impl Sql, migration: &Migration, now: Timestamp) -> anyhow::Result<()> {
+    for (index, statement) in migration.statements.iter().enumerate() {
+        if let Err(error) = db.execute(statement, &[]) {
+            // Another instance may have raced us through this version; then all is well.
+            if applied_versions(db)?.contains(&migration.version) {
+                return Ok(());
+            }
+            return Err(error)
+                .with_context(|| format!("migration {} statement {index}", migration.version));
+        }
+    }
+    db.execute(
+        RECORD_VERSION,
+        &[
+            Value::Integer(migration.version),
+            crate::db::text(&now.to_string()),
+        ],
+    )
+    .with_context(|| format!("recording migration {}", migration.version))?;
+    Ok(())
+}
+
+fn applied_versions(db: &impl Sql) -> anyhow::Result<Vec<i64>> {
+    let result = db
+        .execute(SELECT_APPLIED_VERSIONS, &[])
+        .context("reading schema_migrations")?;
+    Record::all(&result)
+        .map(|row| row.integer("version"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_db::TestDb;
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-03-01T09:30:00Z").expect("valid")
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_strictly_increasing_order() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+
+    #[test]
+    fn a_fresh_database_gets_every_version_recorded() {
+        let db = TestDb::new();
+        migrate(&db, now()).expect("migrates");
+        let expected: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(applied_versions(&db).expect("readable"), expected);
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let db = TestDb::new();
+        migrate(&db, now()).expect("first run");
+        migrate(&db, now()).expect("second run");
+        assert_eq!(
+            applied_versions(&db).expect("readable").len(),
+            MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn every_statement_is_safe_to_run_again_after_an_interrupted_migration() {
+        // As if an instance died after running the statements but before recording the version.
+        let db = TestDb::new();
+        db.execute(CREATE_SCHEMA_MIGRATIONS, &[]).expect("created");
+        for migration in MIGRATIONS {
+            for statement in migration.statements {
+                db.execute(statement, &[]).expect("first run");
+            }
+        }
+        migrate(&db, now()).expect("re-runs cleanly");
+        assert_eq!(
+            applied_versions(&db).expect("readable").len(),
+            MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn two_instances_sharing_a_database_both_succeed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("shared.db");
+        let first = TestDb::open(&path);
+        let second = TestDb::open(&path);
+        migrate(&first, now()).expect("first instance");
+        migrate(&second, now()).expect("second instance");
+        assert_eq!(
+            applied_versions(&second).expect("readable").len(),
+            MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_keeping_its_rows() {
+        let db = TestDb::new();
+        db.execute(CREATE_SCHEMA_MIGRATIONS, &[]).expect("created");
+        apply(&db, &MIGRATIONS[0], now()).expect("version 1");
+        db.execute(
+            "INSERT INTO customers (id, account_id, name, name_folded, notify_email, \
+             notify_sms, created_at, updated_at) \
+             VALUES ('cus_1', 'acc_1', 'Ada', 'ada', 1, 1, 'x', 'x')",
+            &[],
+        )
+        .expect("a version 1 row");
+        migrate(&db, now()).expect("upgrades");
+        let names = db
+            .execute("SELECT name FROM customers", &[])
+            .expect("query")
+            .rows;
+        assert_eq!(names.len(), 1);
+        let jobs = db
+            .execute("SELECT count(*) AS n FROM automation_jobs", &[])
+            .expect("version 2 table exists");
+        assert_eq!(jobs.rows.len(), 1);
+    }
+}

@@ -1,0 +1,105 @@
+//! The `account_settings` table: automation rules and MioPay, with the account's time zone.
+
+use crate::db::{Record, Sql, boolean, optional_text, rfc3339, text};
+use crate::rules_body::{rules_from_json, rules_to_json};
+use anyhow::Context;
+use mio_shared::rules::AccountRules;
+use mio_shared::{TimeZone, Timestamp};
+
+/// What the components need to know about an account to plan and run automations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// The account's time zone (from `accounts`).
+    pub timezone: TimeZone,
+    /// The automation rules; `None` until the business sets them.
+    pub rules: Option<AccountRules>,
+    /// When the rules were last set.
+    pub rules_updated_at: Option<Timestamp>,
+    /// Whether MioPay (Stripe) is enabled.
+    pub miopay_enabled: bool,
+    /// The Stripe Connect account (`acct_…`), if one was given.
+    pub stripe_account_id: Option<String>,
+}
+
+// An account without a settings row reads as "nothing configured, MioPay off".
+const SELECT_SETTINGS: &str = "SELECT a.timezone, s.rules_json, s.rules_updated_at, \
+     COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id \
+     FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id \
+     WHERE a.id = ?1";
+
+const UPSERT_RULES: &str = "INSERT INTO account_settings \
+     (account_id, rules_json, rules_updated_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+     ON CONFLICT (account_id) DO UPDATE SET rules_json = excluded.rules_json, \
+     rules_updated_at = excluded.rules_updated_at, updated_at = excluded.updated_at";
+
+// ?5 = 1 replaces the stored Stripe account id with ?3; 0 keeps it.
+const UPSERT_MIOPAY: &str = "INSERT INTO account_settings \
+     (account_id, miopay_enabled, stripe_account_id, updated_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (account_id) DO UPDATE SET miopay_enabled = excluded.miopay_enabled, \
+     stripe_account_id = CASE WHEN ?5 THEN excluded.stripe_account_id \
+                              ELSE account_settings.stripe_account_id END, \
+     updated_at = excluded.updated_at";
+
+/// The settings of account `account_id`; `None` when there is no such account.
+pub fn load_settings(db: &impl Sql, account_id: &str) -> anyhow::Result<Option<AccountSettings>> {
+    let result = db
+        .execute(SELECT_SETTINGS, &[text(account_id)])
+        .context("reading account settings")?;
+    Record::all(&result)
+        .next()
+        .map(|row| {
+            Ok(AccountSettings {
+                timezone: TimeZone::parse(&row.text("timezone")?)?,
+                rules: row
+                    .optional_text("rules_json")?
+                    .map(|json| rules_from_json(&json))
+                    .transpose()?,
+                rules_updated_at: row
+                    .optional_text("rules_updated_at")?
+                    .map(|t| Timestamp::parse(&t))
+                    .transpose()?,
+                miopay_enabled: row.boolean("miopay_enabled")?,
+                stripe_account_id: row.optional_text("stripe_account_id")?,
+            })
+        })
+        .transpose()
+}
+
+/// Stores the account's rules (one statement, creating the settings row if needed).
+pub fn store_rules(
+    db: &impl Sql,
+    account_id: &str,
+    rules: &AccountRules,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        UPSERT_RULES,
+        &[text(account_id), text(&rules_to_json(rules)?), rfc3339(now)],
+    )
+    .context("storing the automation rules")?;
+    Ok(())
+}
+
+/// Stores the account's MioPay state (one statement, creating the settings row if needed).
+/// `stripe_account_id`: `None` keeps the stored id, `Some(id)` replaces it (`Some(None)`
+/// clears it).
+pub fn store_miopay(
+    db: &impl Sql,
+    account_id: &str,
+    enabled: bool,
+    stripe_account_id: Option<Option<&str>>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        UPSERT_MIOPAY,
+        &[
+            text(account_id),
+            boolean(enabled),
+            optional_text(stripe_account_id.flatten()),
+            rfc3339(now),
+            boolean(stripe_account_id.is_some()),
+        ],
+    )
+    .context("storing the MioPay settings")?;
+    Ok(())
+}
