@@ -20,6 +20,9 @@ use tempfile::TempDir;
 /// The admin token every test app is started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The tick token every test app is started with.
+pub const TICK_TOKEN: &str = "test-tick-token";
+
 /// The workspace root (where `spin.toml` lives).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,7 +55,19 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             manifest: PathBuf::from("spin.toml"),
-            variables: HashMap::from([("SPIN_VARIABLE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())]),
+            variables: HashMap::from([
+                ("SPIN_VARIABLE_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+                ("SPIN_VARIABLE_TICK_TOKEN".into(), TICK_TOKEN.into()),
+                // No Stripe unless a test starts the fake and points these at it.
+                (
+                    "SPIN_VARIABLE_STRIPE_SECRET_KEY".into(),
+                    "sk_test_unused".into(),
+                ),
+                (
+                    "SPIN_VARIABLE_STRIPE_API_BASE".into(),
+                    "http://127.0.0.1:9".into(),
+                ),
+            ]),
             limits: Limits::default(),
             cron: false,
         }

@@ -10,6 +10,15 @@ use anyhow::{Context, bail};
 use mio_host::manifest::Manifest;
 use mio_host::{App, CronScheduler, HostConfig, Server, builder};
 
+/// Prints a line on stdout. A closed stdout (piped into `head`, a supervisor that stopped
+/// reading) must not stop a running server, so a failed write is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).ok();
+    }};
+}
+
 const USAGE: &str = "\
 usage:
   mio-host build [--manifest spin.toml]
@@ -78,7 +87,7 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
                 config.compile_cache = Some(PathBuf::from(args.value(&flag)?));
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                say!("{USAGE}");
                 return Ok(());
             }
             other => bail!("unexpected argument {other:?}\n\n{USAGE}"),
@@ -94,7 +103,7 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
             up(config)
         }
         "" | "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            say!("{USAGE}");
             Ok(())
         }
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
@@ -110,10 +119,10 @@ fn up(config: HostConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let server = Server::start(Arc::clone(&app), listener)?;
         let cron = CronScheduler::start(Arc::clone(&app));
-        println!("Serving http://{}", server.addr());
-        println!("Available Routes:");
+        say!("Serving http://{}", server.addr());
+        say!("Available Routes:");
         for trigger in &app.manifest().http_triggers {
-            println!(
+            say!(
                 "  {}: http://{}{}",
                 trigger.component,
                 server.addr(),
@@ -121,12 +130,12 @@ fn up(config: HostConfig) -> anyhow::Result<()> {
             );
         }
         for schedule in app.cron_schedules() {
-            println!("  {}: cron \"{}\"", schedule.component, schedule.expression);
+            say!("  {}: cron \"{}\"", schedule.component, schedule.expression);
         }
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;
-        println!("Shutting down");
+        say!("Shutting down");
         drop(cron);
         server.stop().await;
         Ok(())

@@ -41,16 +41,17 @@ fn up_serves_the_app_from_relative_paths_and_prints_its_address() {
         .arg(state.path())
         .args(["--compile-cache", "target/mio-host-compile-cache"])
         .env("SPIN_VARIABLE_ADMIN_TOKEN", "cli-admin")
+        .env("SPIN_VARIABLE_TICK_TOKEN", "cli-tick")
+        .env("SPIN_VARIABLE_STRIPE_SECRET_KEY", "sk_test_unused")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start mio-host");
     let mut running = Running(child);
     let stdout = running.0.stdout.take().expect("stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    // Keep reading what the server prints, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = first
         .strip_prefix("Serving http://")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))

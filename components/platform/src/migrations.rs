@@ -179,6 +179,79 @@ const CREATE_JOBS_BY_ACCOUNT_STATUS: &str = "CREATE INDEX IF NOT EXISTS \
 const CREATE_JOBS_BY_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS \
      automation_jobs_by_customer ON automation_jobs (account_id, customer_id)";
 
+// Version 3: payments and activity. New tables rather than new columns, so every statement
+// stays idempotent (`ALTER TABLE … ADD COLUMN` is not).
+
+// A customer's primary card, as looked up on Stripe (one row per customer).
+const CREATE_PAYMENT_METHODS: &str = "CREATE TABLE IF NOT EXISTS payment_methods (
+    customer_id TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT NOT NULL,
+    payment_method_id TEXT NOT NULL,
+    brand TEXT NOT NULL,
+    last4 TEXT NOT NULL,
+    exp_month INTEGER NOT NULL,
+    exp_year INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+)";
+
+// One row per attempt of a payment job: the ledger of what was sent to Stripe under which
+// idempotency key, and what came back. `outcome` is NULL while the result is not known.
+// A booking's paid amount is the sum of its succeeded attempts, so recording an outcome twice
+// (a crashed tick re-running the same attempt) can never count a payment twice.
+const CREATE_PAYMENT_ATTEMPTS: &str = "CREATE TABLE IF NOT EXISTS payment_attempts (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    booking_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    amount_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    outcome TEXT,
+    payment_intent_id TEXT,
+    decline_code TEXT,
+    message TEXT,
+    settled_at INTEGER,
+    PRIMARY KEY (job_id, attempt)
+)";
+
+const CREATE_PAYMENT_ATTEMPTS_BY_BOOKING: &str = "CREATE INDEX IF NOT EXISTS \
+     payment_attempts_by_booking ON payment_attempts (booking_id, outcome)";
+
+// Every run of every automation, newest first per account / customer / booking.
+// `dedupe_key` makes writing the same entry twice (a retried tick step) harmless.
+const CREATE_ACTIVITY: &str = "CREATE TABLE IF NOT EXISTS activity (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    customer_id TEXT,
+    booking_id TEXT,
+    job_id TEXT,
+    automation TEXT NOT NULL,
+    status TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    details_json TEXT NOT NULL,
+    dedupe_key TEXT UNIQUE
+)";
+
+const CREATE_ACTIVITY_BY_ACCOUNT: &str =
+    "CREATE INDEX IF NOT EXISTS activity_by_account ON activity (account_id, seq)";
+
+const CREATE_ACTIVITY_BY_CUSTOMER: &str =
+    "CREATE INDEX IF NOT EXISTS activity_by_customer ON activity (account_id, customer_id, seq)";
+
+const CREATE_ACTIVITY_BY_BOOKING: &str =
+    "CREATE INDEX IF NOT EXISTS activity_by_booking ON activity (account_id, booking_id, seq)";
+
+// The tick's second query: retrying / unknown jobs whose next attempt is due.
+const CREATE_JOBS_BY_NEXT_ATTEMPT: &str = "CREATE INDEX IF NOT EXISTS \
+     automation_jobs_by_next_attempt ON automation_jobs (status, next_attempt_at)";
+
+// The tick's third query: running jobs whose lease expired (a crashed tick).
+const CREATE_JOBS_BY_LEASE: &str = "CREATE INDEX IF NOT EXISTS \
+     automation_jobs_by_lease ON automation_jobs (status, lease_until)";
+
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -205,6 +278,20 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE_JOBS_BY_DUE,
             CREATE_JOBS_BY_ACCOUNT_STATUS,
             CREATE_JOBS_BY_CUSTOMER,
+        ],
+    },
+    Migration {
+        version: 3,
+        statements: &[
+            CREATE_PAYMENT_METHODS,
+            CREATE_PAYMENT_ATTEMPTS,
+            CREATE_PAYMENT_ATTEMPTS_BY_BOOKING,
+            CREATE_ACTIVITY,
+            CREATE_ACTIVITY_BY_ACCOUNT,
+            CREATE_ACTIVITY_BY_CUSTOMER,
+            CREATE_ACTIVITY_BY_BOOKING,
+            CREATE_JOBS_BY_NEXT_ATTEMPT,
+            CREATE_JOBS_BY_LEASE,
         ],
     },
 ];
