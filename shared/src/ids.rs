@@ -86,6 +86,13 @@ prefixed_id!(
     "job"
 );
 
+prefixed_id!(
+    /// The id of an activity entry (one run of one automation), `act_…`.
+    ActivityId,
+    "act_",
+    "activity"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

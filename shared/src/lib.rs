@@ -6,7 +6,9 @@
 //! [`Timestamp`] and random bytes as arrays (e.g. [`CustomerId::from_random`]).
 
 pub mod account;
+pub mod activity;
 pub mod booking;
+pub mod charge;
 pub mod customer;
 mod encoding;
 pub mod field;
@@ -23,6 +25,7 @@ pub mod timing;
 pub mod token;
 
 pub use account::{Account, AccountBody, AccountName, CreatedAccount, NewAccount, TimeZone};
+pub use activity::ActivityQuery;
 pub use booking::{
     BookingBody, BookingPatch, BookingPatchBody, BookingStatus, Currency, Frequency,
     MAX_AMOUNT_CENTS, MAX_OCCURRENCES, NewBooking, Recurrence, RecurrenceBody, SeriesEnd,
@@ -33,7 +36,7 @@ pub use customer::{
     NewCustomer, Notes, Notifications, NotificationsPatch, Phone, StripeCustomerId,
 };
 pub use field::{FieldError, Patch};
-pub use ids::{AccountId, BookingId, CustomerId, IdError, JobId, SeriesId};
+pub use ids::{AccountId, ActivityId, BookingId, CustomerId, IdError, JobId, SeriesId};
 pub use json::BodyError;
 pub use list::{Cursor, Limit, ListQuery, Page, SearchText, fold};
 pub use plan::{BookingState, ExistingJob, JobChange, JobStatus, Phase, PlanInput, plan};

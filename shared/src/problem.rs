@@ -29,11 +29,13 @@ pub enum ProblemType {
     Conflict,
     /// Something failed on our side; details are in the server log, never in the answer.
     Internal,
+    /// A service we depend on (Stripe) could not be reached or failed; nothing was changed.
+    UpstreamUnavailable,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 9] = [
+    pub const ALL: [ProblemType; 10] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -43,6 +45,7 @@ impl ProblemType {
         ProblemType::UnsupportedMediaType,
         ProblemType::Conflict,
         ProblemType::Internal,
+        ProblemType::UpstreamUnavailable,
     ];
 
     /// The `type` member: a URI relative to the API's origin.
@@ -57,6 +60,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::Conflict => "/problems/conflict",
             ProblemType::Internal => "/problems/internal",
+            ProblemType::UpstreamUnavailable => "/problems/upstream-unavailable",
         }
     }
 
@@ -72,6 +76,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::Conflict => "Conflict with the current state",
             ProblemType::Internal => "Internal error",
+            ProblemType::UpstreamUnavailable => "Upstream service unavailable",
         }
     }
 
@@ -86,6 +91,7 @@ impl ProblemType {
             ProblemType::UnsupportedMediaType => 415,
             ProblemType::Conflict => 409,
             ProblemType::Internal => 500,
+            ProblemType::UpstreamUnavailable => 502,
         }
     }
 }

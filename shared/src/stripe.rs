@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::customer::PaymentMethodSummary;
 use crate::time::Timestamp;
 
 /// The Stripe API version the requests are written for.
@@ -264,6 +265,237 @@ pub fn next_soft_decline_retry(
 /// an attempt, look the PaymentIntent up by metadata before sending the request again.
 pub const IDEMPOTENCY_KEY_TRUST_MINUTES: i64 = 23 * 60;
 
+/// Path of the retrieve-PaymentMethod endpoint for `pm_id`, relative to the API base.
+pub fn payment_method_path(pm_id: &PaymentMethodId) -> String {
+    format!("/v1/payment_methods/{}", pm_id.as_str())
+}
+
+/// A Stripe PaymentMethod id (`pm_` then letters, digits or `_`), safe to put in a URL path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentMethodId(String);
+
+impl PaymentMethodId {
+    /// Parses `pm_…`; the error is the message for the `payment_method_id` field.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let valid = text.strip_prefix("pm_").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.len() <= 255
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err("must be a Stripe PaymentMethod id, pm_ followed by letters and digits")
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What Stripe's answer to `GET /v1/payment_methods/{id}` means for making it a customer's
+/// primary card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardLookup {
+    /// A card attached to the expected customer: store it.
+    Card(PaymentMethodSummary),
+    /// No such PaymentMethod on the connected account.
+    NotFound,
+    /// It is attached to another customer, or to none.
+    OtherCustomer,
+    /// It exists but is not a card.
+    NotACard,
+    /// Stripe could not answer (5xx, 429, unreadable answer): nothing may change.
+    Unavailable {
+        /// What happened, for the log.
+        reason: String,
+    },
+    /// Stripe refused the request (auth, bad account): our configuration, not the user's input.
+    Rejected {
+        /// Stripe's message, for the log.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct PaymentMethodBody {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    customer: Option<String>,
+    card: Option<CardBody>,
+}
+
+#[derive(Deserialize)]
+struct CardBody {
+    brand: String,
+    last4: String,
+    exp_month: u8,
+    exp_year: u16,
+}
+
+/// Interprets Stripe's answer to a retrieve-PaymentMethod request made on the connected
+/// account, for a card that must belong to `stripe_customer` (`cus_…`).
+pub fn card_from_lookup(status: u16, body: &str, stripe_customer: &str) -> CardLookup {
+    if status == 429 || status >= 500 {
+        return CardLookup::Unavailable {
+            reason: format!("Stripe answered HTTP {status}"),
+        };
+    }
+    if !(200..300).contains(&status) {
+        let error = serde_json::from_str::<ErrorEnvelope>(body)
+            .ok()
+            .map(|e| e.error);
+        let code = error.as_ref().and_then(|e| e.code.as_deref());
+        if status == 404 || code == Some("resource_missing") {
+            return CardLookup::NotFound;
+        }
+        let message = error.and_then(|e| e.message).unwrap_or_default();
+        return CardLookup::Rejected {
+            reason: format!("Stripe answered HTTP {status}: {message}"),
+        };
+    }
+    let method = match serde_json::from_str::<PaymentMethodBody>(body) {
+        Ok(method) => method,
+        Err(e) => {
+            return CardLookup::Unavailable {
+                reason: format!("unreadable Stripe answer: {e}"),
+            };
+        }
+    };
+    if method.customer.as_deref() != Some(stripe_customer) {
+        return CardLookup::OtherCustomer;
+    }
+    match (method.kind.as_str(), method.card) {
+        ("card", Some(card)) if (1..=12).contains(&card.exp_month) => {
+            CardLookup::Card(PaymentMethodSummary {
+                id: method.id,
+                brand: card.brand,
+                last4: card.last4,
+                exp_month: card.exp_month,
+                exp_year: card.exp_year,
+            })
+        }
+        ("card", _) => CardLookup::Unavailable {
+            reason: "Stripe sent a card PaymentMethod without readable card details".into(),
+        },
+        _ => CardLookup::NotACard,
+    }
+}
+
+/// What a lookup of one attempt's PaymentIntent found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A PaymentIntent for the attempt exists; this is what it means.
+    Found(ChargeOutcome),
+    /// No PaymentIntent carries the attempt's metadata: nothing was charged under its key.
+    NotFound,
+    /// The list could not be read (or Stripe was not reachable): nothing can be concluded.
+    Inconclusive {
+        /// What went wrong, for the log and activity.
+        reason: String,
+    },
+}
+
+/// How many PaymentIntents one lookup lists (newest first): an attempt is looked up soon after
+/// it was sent, so it is among the customer's most recent ones.
+pub const LOOKUP_LIMIT: u32 = 100;
+
+/// `GET` path (with query) listing a customer's recent PaymentIntents. The list endpoint, unlike
+/// search, is read-after-write consistent, so a PaymentIntent created a moment ago shows up.
+pub fn list_intents_path(stripe_customer: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("customer", stripe_customer)
+        .append_pair("limit", &LOOKUP_LIMIT.to_string());
+    format!("{PAYMENT_INTENTS_PATH}?{}", query.finish())
+}
+
+#[derive(Deserialize)]
+struct IntentList {
+    data: Vec<ListedIntent>,
+}
+
+#[derive(Deserialize)]
+struct ListedIntent {
+    id: String,
+    status: String,
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    amount_received: i64,
+    #[serde(default)]
+    metadata: std::collections::BTreeMap<String, String>,
+    last_payment_error: Option<ErrorBody>,
+}
+
+/// Finds the PaymentIntent of attempt `attempt` of job `job_id` (by its metadata) in the answer
+/// to [`list_intents_path`].
+pub fn find_in_list(status: u16, body: &str, job_id: &str, attempt: u32) -> Lookup {
+    if !(200..300).contains(&status) {
+        return Lookup::Inconclusive {
+            reason: format!("listing PaymentIntents answered HTTP {status}"),
+        };
+    }
+    let list = match serde_json::from_str::<IntentList>(body) {
+        Ok(list) => list,
+        Err(e) => {
+            return Lookup::Inconclusive {
+                reason: format!("unreadable PaymentIntent list: {e}"),
+            };
+        }
+    };
+    let attempt = attempt.to_string();
+    let found = list.data.into_iter().find(|intent| {
+        intent.metadata.get("mio_job_id").map(String::as_str) == Some(job_id)
+            && intent.metadata.get("mio_attempt") == Some(&attempt)
+    });
+    let Some(intent) = found else {
+        return Lookup::NotFound;
+    };
+    Lookup::Found(match intent.status.as_str() {
+        "succeeded" => ChargeOutcome::Succeeded {
+            amount_cents: if intent.amount_received > 0 {
+                intent.amount_received
+            } else {
+                intent.amount
+            },
+            payment_intent: intent.id,
+        },
+        "requires_payment_method" => match intent.last_payment_error {
+            Some(error) => {
+                let code = error.code.as_deref();
+                let decline = error.decline_code.as_deref();
+                let message = error.message.clone().unwrap_or_default();
+                if code == Some("authentication_required")
+                    || decline == Some("authentication_required")
+                {
+                    ChargeOutcome::AuthenticationRequired {
+                        payment_intent: Some(intent.id),
+                        message,
+                    }
+                } else {
+                    let decline_code = decline.or(code).unwrap_or("card_declined").to_owned();
+                    ChargeOutcome::Declined {
+                        payment_intent: Some(intent.id),
+                        soft: is_soft_decline(&decline_code),
+                        decline_code,
+                        message,
+                    }
+                }
+            }
+            None => ChargeOutcome::Unknown {
+                reason: format!("PaymentIntent {} is not confirmed yet", intent.id),
+            },
+        },
+        other => ChargeOutcome::Unknown {
+            reason: format!("PaymentIntent {} is {other}", intent.id),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +608,106 @@ mod tests {
         );
         assert_eq!(next_soft_decline_retry(4, schedule, now), None);
         assert_eq!(next_soft_decline_retry(0, schedule, now), None);
+    }
+
+    fn card_json(customer: &str, kind: &str) -> String {
+        format!(
+            r#"{{"id":"pm_1","object":"payment_method","type":"{kind}","customer":"{customer}",
+            "card":{{"brand":"visa","last4":"4242","exp_month":12,"exp_year":2030,"funding":"credit"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_card_of_the_expected_customer_becomes_a_summary() {
+        assert_eq!(
+            card_from_lookup(200, &card_json("cus_A", "card"), "cus_A"),
+            CardLookup::Card(PaymentMethodSummary {
+                id: "pm_1".into(),
+                brand: "visa".into(),
+                last4: "4242".into(),
+                exp_month: 12,
+                exp_year: 2030,
+            })
+        );
+    }
+
+    #[test]
+    fn a_card_of_another_customer_or_not_a_card_is_refused() {
+        assert_eq!(
+            card_from_lookup(200, &card_json("cus_B", "card"), "cus_A"),
+            CardLookup::OtherCustomer
+        );
+        let detached = r#"{"id":"pm_1","type":"card","customer":null,"card":{"brand":"visa","last4":"4242","exp_month":1,"exp_year":2030}}"#;
+        assert_eq!(
+            card_from_lookup(200, detached, "cus_A"),
+            CardLookup::OtherCustomer
+        );
+        let sepa = r#"{"id":"pm_1","type":"sepa_debit","customer":"cus_A"}"#;
+        assert_eq!(card_from_lookup(200, sepa, "cus_A"), CardLookup::NotACard);
+    }
+
+    #[test]
+    fn a_missing_payment_method_is_not_found_and_server_errors_are_unavailable() {
+        let missing = r#"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such PaymentMethod"}}"#;
+        assert_eq!(
+            card_from_lookup(404, missing, "cus_A"),
+            CardLookup::NotFound
+        );
+        assert!(matches!(
+            card_from_lookup(503, "oops", "cus_A"),
+            CardLookup::Unavailable { .. }
+        ));
+        assert!(matches!(
+            card_from_lookup(401, r#"{"error":{"message":"bad key"}}"#, "cus_A"),
+            CardLookup::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn payment_method_ids_need_the_pm_prefix_and_url_safe_characters() {
+        assert!(PaymentMethodId::parse("pm_1Abc_2").is_ok());
+        for bad in ["", "pm_", "card_1", "pm_a/b", "pm_a?b", "pm_ a"] {
+            assert!(PaymentMethodId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_lookup_finds_the_attempt_by_its_metadata_only() {
+        let body = r#"{"object":"list","data":[
+            {"id":"pi_other","status":"succeeded","amount":500,"amount_received":500,"metadata":{"mio_job_id":"job_1","mio_attempt":"2"}},
+            {"id":"pi_mine","status":"succeeded","amount":500,"amount_received":500,"metadata":{"mio_job_id":"job_1","mio_attempt":"1"}}
+        ],"has_more":false}"#;
+        assert_eq!(
+            find_in_list(200, body, "job_1", 1),
+            Lookup::Found(ChargeOutcome::Succeeded {
+                payment_intent: "pi_mine".into(),
+                amount_cents: 500
+            })
+        );
+        assert_eq!(find_in_list(200, body, "job_1", 3), Lookup::NotFound);
+        assert!(matches!(
+            find_in_list(500, body, "job_1", 1),
+            Lookup::Inconclusive { .. }
+        ));
+    }
+
+    #[test]
+    fn a_declined_intent_found_by_lookup_reads_as_its_decline() {
+        let body = r#"{"data":[{"id":"pi_1","status":"requires_payment_method","amount":500,
+            "metadata":{"mio_job_id":"job_1","mio_attempt":"1"},
+            "last_payment_error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"no"}}]}"#;
+        assert!(matches!(
+            find_in_list(200, body, "job_1", 1),
+            Lookup::Found(ChargeOutcome::Declined { soft: true, .. })
+        ));
+    }
+
+    #[test]
+    fn the_list_path_names_the_customer() {
+        assert_eq!(
+            list_intents_path("cus_1"),
+            "/v1/payment_intents?customer=cus_1&limit=100"
+        );
     }
 
     proptest! {

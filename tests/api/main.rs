@@ -1,4 +1,5 @@
 mod accounts;
+mod activity;
 mod bookings;
 mod customers;
 mod host;
@@ -6,4 +7,6 @@ mod import;
 mod migrations;
 mod openapi;
 mod overrides;
+mod payment_methods;
 mod settings;
+mod tick;

@@ -94,6 +94,14 @@ async fn serve_account(
             let body = request.json_body().await?;
             handlers::settings::put_miopay(db, account, &body, now)
         }
+        Route::PutPaymentMethod(id) => {
+            let body = request.json_body().await?;
+            handlers::payment_methods::put(db, account, &id, &body, now).await
+        }
+        Route::CustomerActivity(id) => {
+            handlers::activity::of_customer(db, account, &id, &request.query)
+        }
+        Route::ListActivity => handlers::activity::list(db, account, &request.query),
     }
 }
 

@@ -42,6 +42,12 @@ pub enum Route {
     GetMiopay,
     /// `PUT /api/v1/settings/miopay`
     PutMiopay,
+    /// `PUT /api/v1/customers/{id}/payment-method`
+    PutPaymentMethod(CustomerId),
+    /// `GET /api/v1/customers/{id}/activity`
+    CustomerActivity(CustomerId),
+    /// `GET /api/v1/activity`
+    ListActivity,
 }
 
 /// Why no route matched.
@@ -74,18 +80,27 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
             Method::Post => Ok(Route::ImportCustomers),
             _ => Err(RouteError::MethodNotAllowed(&["POST"])),
         },
-        ["customers", id] => {
+        ["customers", id, rest @ ..] if rest.len() <= 1 => {
             // A segment that cannot be a customer id names no resource, whatever the method.
             let id = CustomerId::parse(id).map_err(|_| {
                 RouteError::NotFound("No customer has this id (customer ids look like cus_…).")
             })?;
-            match method {
-                Method::Get => Ok(Route::GetCustomer(id)),
-                Method::Patch => Ok(Route::UpdateCustomer(id)),
-                Method::Delete => Ok(Route::DeleteCustomer(id)),
-                _ => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
+            match (rest, method) {
+                ([], Method::Get) => Ok(Route::GetCustomer(id)),
+                ([], Method::Patch) => Ok(Route::UpdateCustomer(id)),
+                ([], Method::Delete) => Ok(Route::DeleteCustomer(id)),
+                ([], _) => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
+                (["payment-method"], Method::Put) => Ok(Route::PutPaymentMethod(id)),
+                (["payment-method"], _) => Err(RouteError::MethodNotAllowed(&["PUT"])),
+                (["activity"], Method::Get) => Ok(Route::CustomerActivity(id)),
+                (["activity"], _) => Err(RouteError::MethodNotAllowed(&["GET"])),
+                _ => Err(NO_ROUTE),
             }
         }
+        ["activity"] => match method {
+            Method::Get => Ok(Route::ListActivity),
+            _ => Err(RouteError::MethodNotAllowed(&["GET"])),
+        },
         ["bookings"] => match method {
             Method::Get => Ok(Route::ListBookings),
             Method::Post => Ok(Route::CreateBooking),
@@ -156,6 +171,18 @@ mod tests {
         assert_eq!(
             resolve(&Method::Post, "/api/v1/admin/accounts"),
             Ok(Route::CreateAccount)
+        );
+        assert_eq!(
+            resolve(&Method::Put, &format!("{path}/payment-method")),
+            Ok(Route::PutPaymentMethod(id()))
+        );
+        assert_eq!(
+            resolve(&Method::Get, &format!("{path}/activity")),
+            Ok(Route::CustomerActivity(id()))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/v1/activity"),
+            Ok(Route::ListActivity)
         );
     }
 

@@ -28,6 +28,14 @@ pub enum ApiError {
     Conflict(String),
     /// Our fault: storage, randomness, clock. Logged, never shown.
     Internal(anyhow::Error),
+    /// A service we call (Stripe) failed or could not be reached; nothing was changed. The
+    /// detail is shown; the cause goes to the log.
+    BadGateway {
+        /// What the client is told.
+        detail: &'static str,
+        /// Why, for the log only.
+        cause: String,
+    },
 }
 
 impl ApiError {
@@ -42,6 +50,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Conflict(_) => 409,
             ApiError::Internal(_) => 500,
+            ApiError::BadGateway { .. } => 502,
         }
     }
 
@@ -57,6 +66,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::Conflict(_) => ProblemType::Conflict,
             ApiError::Internal(_) => ProblemType::Internal,
+            ApiError::BadGateway { .. } => ProblemType::UpstreamUnavailable,
         }
     }
 
@@ -113,6 +123,10 @@ impl ApiError {
                     vec![],
                 )
             }
+            ApiError::BadGateway { detail, cause } => {
+                eprintln!("upstream failure: {cause}");
+                (Problem::new(kind, detail), vec![])
+            }
         };
         response::problem(status, &problem, &headers)
     }
@@ -148,6 +162,10 @@ mod tests {
             ApiError::UnsupportedMediaType("application/json"),
             ApiError::Conflict(String::new()),
             ApiError::Internal(anyhow::anyhow!("boom")),
+            ApiError::BadGateway {
+                detail: "",
+                cause: String::new(),
+            },
         ]
     }
 

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod claims;
 pub mod db;
 pub mod error;
 pub mod jobs;

@@ -1,7 +1,9 @@
 //! One function per route: decode, call the core, read or write storage, answer.
 
 pub mod accounts;
+pub mod activity;
 pub mod bookings;
 pub mod customers;
 pub mod import;
+pub mod payment_methods;
 pub mod settings;

@@ -28,25 +28,42 @@ const INSERT_CUSTOMER: &str = concat!(
     customer_columns!()
 );
 
+/// The customer columns qualified for a join with the primary card, which comes as `pm_*`
+/// (all NULL without a card).
+macro_rules! joined_columns {
+    () => {
+        "c.seq AS seq, c.id AS id, c.name AS name, c.email AS email, c.phone AS phone, \
+         c.service_address AS service_address, c.billing_address AS billing_address, \
+         c.notes AS notes, c.notify_email AS notify_email, c.notify_sms AS notify_sms, \
+         c.stripe_customer_id AS stripe_customer_id, c.created_at AS created_at, \
+         c.updated_at AS updated_at, pm.payment_method_id AS pm_id, pm.brand AS pm_brand, \
+         pm.last4 AS pm_last4, pm.exp_month AS pm_exp_month, pm.exp_year AS pm_exp_year"
+    };
+}
+
+// The card is looked up by its primary key, one probe per customer row.
 const SELECT_CUSTOMER: &str = concat!(
     "SELECT ",
-    customer_columns!(),
-    " FROM customers WHERE account_id = ?1 AND id = ?2"
+    joined_columns!(),
+    " FROM customers c LEFT JOIN payment_methods pm \
+     ON pm.customer_id = c.id AND pm.account_id = c.account_id \
+     WHERE c.account_id = ?1 AND c.id = ?2"
 );
 
 // `?3` is a folded, LIKE-escaped `%text%` (or NULL for no filter); `?4` a `%digits%` pattern
 // for phone-like search text (or NULL).
 const LIST_CUSTOMERS: &str = concat!(
     "SELECT ",
-    customer_columns!(),
-    " FROM customers \
-     WHERE account_id = ?1 AND seq > ?2 \
+    joined_columns!(),
+    " FROM customers c LEFT JOIN payment_methods pm \
+     ON pm.customer_id = c.id AND pm.account_id = c.account_id \
+     WHERE c.account_id = ?1 AND c.seq > ?2 \
        AND (?3 IS NULL \
-            OR name_folded LIKE ?3 ESCAPE '\\' \
-            OR email_folded LIKE ?3 ESCAPE '\\' \
-            OR phone LIKE ?3 ESCAPE '\\' \
-            OR phone_digits LIKE ?4) \
-     ORDER BY seq \
+            OR c.name_folded LIKE ?3 ESCAPE '\\' \
+            OR c.email_folded LIKE ?3 ESCAPE '\\' \
+            OR c.phone LIKE ?3 ESCAPE '\\' \
+            OR c.phone_digits LIKE ?4) \
+     ORDER BY c.seq \
      LIMIT ?5"
 );
 
@@ -115,7 +132,7 @@ pub fn find(db: &impl Sql, account_id: &str, id: &CustomerId) -> anyhow::Result<
     let result = db
         .execute(SELECT_CUSTOMER, &[text(account_id), text(id.as_str())])
         .context("reading a customer")?;
-    first(&result)
+    first_with_card(&result)
 }
 
 /// Up to `query.limit.fetch()` customers after the cursor, in creation order, with their
@@ -145,7 +162,7 @@ pub fn list(
         )
         .context("listing customers")?;
     Record::all(&result)
-        .map(|row| Ok((row.integer("seq")?, customer_from(&row)?)))
+        .map(|row| Ok((row.integer("seq")?, customer_with_card(&row)?)))
         .collect()
 }
 
@@ -198,7 +215,11 @@ pub fn update(
             ],
         )
         .context("updating a customer")?;
-    first(&result)
+    let Some(mut customer) = first(&result)? else {
+        return Ok(None);
+    };
+    customer.primary_payment_method = crate::storage::payment_methods::find(db, account_id, id)?;
+    Ok(Some(customer))
 }
 
 /// One text column of an update: whether it changes, and to what (`None` is NULL).
@@ -446,6 +467,20 @@ fn first(result: &spin_sdk::sqlite::QueryResult) -> anyhow::Result<Option<Custom
         .next()
         .map(|row| customer_from(&row))
         .transpose()
+}
+
+fn first_with_card(result: &spin_sdk::sqlite::QueryResult) -> anyhow::Result<Option<Customer>> {
+    Record::all(result)
+        .next()
+        .map(|row| customer_with_card(&row))
+        .transpose()
+}
+
+/// A customer row of a join with `payment_methods` (see `joined_columns!`).
+fn customer_with_card(row: &Record<'_>) -> anyhow::Result<Customer> {
+    let mut customer = customer_from(row)?;
+    customer.primary_payment_method = crate::storage::payment_methods::summary_from(row)?;
+    Ok(customer)
 }
 
 fn customer_from(row: &Record<'_>) -> anyhow::Result<Customer> {

@@ -1,0 +1,211 @@
+//! The tick's atomic claim of due payment jobs.
+//!
+//! One `UPDATE … RETURNING` claims a batch: the inner select finds candidates through three
+//! indexed range scans (`(status, due_at)`, `(status, next_attempt_at)`, `(status,
+//! lease_until)`), each ordered and limited, so a claim costs O(batch), not O(jobs or
+//! bookings). The outer `WHERE` repeats the due condition, so when two ticks race for the same
+//! rows, the second one's update finds them `running` with a fresh lease and takes nothing:
+//! no check-then-act, safe across replicas. Feedback jobs are not claimed (a later issue).
+
+use crate::db::{Record, Sql, instant, rfc3339, text};
+use anyhow::Context;
+use mio_shared::Timestamp;
+use spin_sdk::sqlite::Value;
+
+/// The candidates of a claim: ?1 = now (ms), ?2 = batch size. Public so a test can run
+/// `EXPLAIN QUERY PLAN` on it against the real schema.
+pub const CLAIM_CANDIDATES: &str = "\
+     SELECT id FROM (SELECT id FROM automation_jobs \
+         WHERE status = 'scheduled' AND due_at <= ?1 AND automation = 'payment' \
+         ORDER BY due_at LIMIT ?2) \
+     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
+         WHERE status = 'retrying' AND next_attempt_at <= ?1 AND automation = 'payment' \
+         ORDER BY next_attempt_at LIMIT ?2) \
+     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
+         WHERE status = 'unknown' AND next_attempt_at <= ?1 AND automation = 'payment' \
+         ORDER BY next_attempt_at LIMIT ?2) \
+     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
+         WHERE status = 'running' AND lease_until < ?1 AND automation = 'payment' \
+         ORDER BY lease_until LIMIT ?2)";
+
+// ?1 now (ms), ?2 batch, ?3 lease owner, ?4 lease until (ms), ?5 now (RFC 3339). A new attempt
+// starts only from `scheduled` or `retrying`; an `unknown` job or an expired lease re-runs the
+// same attempt (same idempotency key).
+const CLAIM: &str = "UPDATE automation_jobs SET status = 'running', lease_owner = ?3, \
+     lease_until = ?4, \
+     attempts = CASE WHEN status IN ('scheduled', 'retrying') THEN attempts + 1 ELSE attempts END, \
+     updated_at = ?5 \
+     WHERE id IN (SELECT id FROM ({candidates}) LIMIT ?2) AND automation = 'payment' AND ( \
+         (status = 'scheduled' AND due_at <= ?1) \
+         OR (status IN ('retrying', 'unknown') AND next_attempt_at <= ?1) \
+         OR (status = 'running' AND lease_until < ?1)) \
+     RETURNING id, account_id, customer_id, booking_id, attempts, late, rule_source, due_at";
+
+// ?1 owner, ?2 now (RFC 3339), then the ids. An expired lease makes the jobs claimable at once,
+// without a new attempt (their attempt number was taken when they were claimed).
+const RELEASE: &str = "UPDATE automation_jobs SET lease_until = 0, updated_at = ?2 \
+     WHERE lease_owner = ?1 AND status = 'running' AND id IN ({ids})";
+
+/// A job this tick now holds the lease of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// `job_…`.
+    pub id: String,
+    /// Its account.
+    pub account_id: String,
+    /// Its customer.
+    pub customer_id: String,
+    /// Its booking.
+    pub booking_id: String,
+    /// The attempt this run makes (1-based).
+    pub attempt: u32,
+    /// Whether it was planned late (inside the rule's window).
+    pub late: bool,
+    /// When it was due.
+    pub due_at: Timestamp,
+}
+
+/// Claims up to `batch` due payment jobs for `owner` until `lease_until`.
+pub fn claim(
+    db: &impl Sql,
+    owner: &str,
+    batch: u32,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    let sql = CLAIM.replace("{candidates}", CLAIM_CANDIDATES);
+    let result = db
+        .execute(
+            &sql,
+            &[
+                instant(now),
+                Value::Integer(i64::from(batch)),
+                text(owner),
+                instant(lease_until),
+                rfc3339(now),
+            ],
+        )
+        .context("claiming due jobs")?;
+    Record::all(&result)
+        .map(|row| {
+            Ok(ClaimedJob {
+                id: row.text("id")?,
+                account_id: row.text("account_id")?,
+                customer_id: row.text("customer_id")?,
+                booking_id: row.text("booking_id")?,
+                attempt: u32::try_from(row.integer("attempts")?).context("attempts")?,
+                late: row.boolean("late")?,
+                due_at: row.instant("due_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Hands back jobs `owner` claimed but will not run (its time is up), so the next tick takes
+/// them at once instead of after the lease.
+pub fn release(db: &impl Sql, owner: &str, ids: &[&str], now: Timestamp) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = RELEASE.replace("{ids}", &crate::jobs::list_placeholders(ids.len(), 3));
+    let mut params = vec![text(owner), rfc3339(now)];
+    params.extend(ids.iter().map(|id| text(id)));
+    db.execute(&sql, &params).context("releasing unrun jobs")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::migrate;
+    use crate::test_db::TestDb;
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse(text).expect("valid")
+    }
+
+    fn job(db: &TestDb, id: &str, automation: &str, status: &str, due: Timestamp) {
+        db.execute(
+            "INSERT INTO automation_jobs (id, account_id, customer_id, booking_id, automation, \
+             phase, status, due_at, next_attempt_at, lease_until, created_at, updated_at) \
+             VALUES (?1, 'acc', 'cus', ?1, ?2, 'x', ?3, ?4, ?4, ?4, 'x', 'x')",
+            &[text(id), text(automation), text(status), instant(due)],
+        )
+        .expect("job inserted");
+    }
+
+    fn setup() -> TestDb {
+        let db = TestDb::new();
+        migrate(&db, ts("2026-03-01T00:00:00Z")).expect("migrated");
+        db
+    }
+
+    #[test]
+    fn only_due_payment_jobs_are_claimed_and_only_once() {
+        let db = setup();
+        let now = ts("2026-03-01T09:00:00Z");
+        job(&db, "due", "payment", "scheduled", now.plus_minutes(-1));
+        job(&db, "later", "payment", "scheduled", now.plus_minutes(1));
+        job(
+            &db,
+            "feedback",
+            "feedback",
+            "scheduled",
+            now.plus_minutes(-1),
+        );
+        job(&db, "done", "payment", "succeeded", now.plus_minutes(-1));
+        job(&db, "retry", "payment", "retrying", now.plus_minutes(-1));
+        job(&db, "unknown", "payment", "unknown", now.plus_minutes(-1));
+        job(&db, "crashed", "payment", "running", now.plus_minutes(-1));
+        let lease = now.plus_minutes(2);
+        let mut first: Vec<(String, u32)> = claim(&db, "a", 25, lease, now)
+            .expect("claims")
+            .into_iter()
+            .map(|j| (j.id, j.attempt))
+            .collect();
+        first.sort();
+        assert_eq!(
+            first,
+            vec![
+                ("crashed".into(), 0),
+                ("due".into(), 1),
+                ("retry".into(), 1),
+                ("unknown".into(), 0)
+            ]
+        );
+        assert!(claim(&db, "b", 25, lease, now).expect("claims").is_empty());
+    }
+
+    #[test]
+    fn a_released_job_is_claimed_again_at_once_without_a_new_attempt() {
+        let db = setup();
+        let now = ts("2026-03-01T09:00:00Z");
+        job(&db, "due", "payment", "scheduled", now.plus_minutes(-1));
+        let lease = now.plus_minutes(2);
+        let first = claim(&db, "a", 25, lease, now).expect("claims");
+        release(&db, "b", &["due"], now).expect("a stranger releases nothing");
+        assert!(claim(&db, "c", 25, lease, now).expect("claims").is_empty());
+        release(&db, "a", &["due"], now).expect("released");
+        let again = claim(&db, "c", 25, lease, now).expect("claims");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempt, first[0].attempt);
+    }
+
+    #[test]
+    fn a_batch_is_bounded() {
+        let db = setup();
+        let now = ts("2026-03-01T09:00:00Z");
+        for n in 0..10 {
+            job(
+                &db,
+                &format!("j{n}"),
+                "payment",
+                "scheduled",
+                now.plus_minutes(-n),
+            );
+        }
+        let lease = now.plus_minutes(2);
+        assert_eq!(claim(&db, "a", 3, lease, now).expect("claims").len(), 3);
+        assert_eq!(claim(&db, "a", 30, lease, now).expect("claims").len(), 7);
+    }
+}

@@ -1,0 +1,713 @@
+//! The scheduled tick (`POST /api/v1/internal/tick` and the cron trigger) against the fake
+//! Stripe: exactly-once charging under lost answers, concurrent ticks and outages, the
+//! execution-time re-check, and the activity every run leaves.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{Duration, SecondsFormat, Utc};
+use mio_tests::fake_stripe::{FakeStripe, Outcome};
+use mio_tests::{Options, TICK_TOKEN, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const STRIPE_ACCOUNT: &str = "acct_1SparkleBiz";
+const STRIPE_CUSTOMER: &str = "cus_Ada123";
+const CARD: &str = "pm_card_visa";
+const PRICE: i64 = 12_500;
+
+/// An account with MioPay on and "charge 24 hours before start", one customer with a card,
+/// talking to its own fake Stripe.
+struct Biz {
+    app: TestApp,
+    stripe: FakeStripe,
+    token: String,
+    account: String,
+    customer: String,
+}
+
+async fn setup() -> Biz {
+    let stripe = FakeStripe::start().await;
+    let mut options = Options::default();
+    options.variables.insert(
+        "SPIN_VARIABLE_STRIPE_SECRET_KEY".into(),
+        stripe.secret_key().to_owned(),
+    );
+    options
+        .variables
+        .insert("SPIN_VARIABLE_STRIPE_API_BASE".into(), stripe.url());
+    let app = TestApp::spawn_with(options).await;
+    let (account, token) = app.create_account("Sparkle Cleaning").await;
+    let biz = Biz {
+        app,
+        stripe,
+        token,
+        account,
+        customer: String::new(),
+    };
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/miopay",
+        json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
+    )
+    .await;
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/automations",
+        json!({
+            "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
+            "feedback": {"enabled": false, "delay_minutes": 60}
+        }),
+    )
+    .await;
+    let (status, customer) = biz
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&biz.token),
+            Some(json!({"name": "Ada", "stripe_customer_id": STRIPE_CUSTOMER})),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let customer = customer["id"].as_str().expect("customer id").to_owned();
+    biz.stripe.add_payment_method(
+        Some(STRIPE_ACCOUNT),
+        STRIPE_CUSTOMER,
+        CARD,
+        "visa",
+        "4242",
+        12,
+        2030,
+    );
+    let biz = Biz { customer, ..biz };
+    biz.ok(
+        Method::PUT,
+        &format!("/api/v1/customers/{}/payment-method", biz.customer),
+        json!({"payment_method_id": CARD}),
+    )
+    .await;
+    biz
+}
+
+fn in_hours(hours: i64) -> String {
+    (Utc::now() + Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn now_millis() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("in range")
+}
+
+impl Biz {
+    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, answer) = self
+            .app
+            .call(method.clone(), path, Some(&self.token), Some(body))
+            .await;
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// A booking starting in `hours` (so its charge is due now when that is under 24).
+    async fn booking(&self, hours: i64) -> String {
+        let (status, booking) = self
+            .app
+            .call(
+                Method::POST,
+                "/api/v1/bookings",
+                Some(&self.token),
+                Some(json!({
+                    "customer_id": self.customer,
+                    "service_type": "standard",
+                    "start_at": in_hours(hours),
+                    "end_at": in_hours(hours + 2),
+                    "amount_cents": PRICE,
+                    "currency": "cad"
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{booking}");
+        booking["id"].as_str().expect("booking id").to_owned()
+    }
+
+    async fn tick(&self) -> Value {
+        let (status, summary) = self
+            .app
+            .call(
+                Method::POST,
+                "/api/v1/internal/tick",
+                Some(TICK_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{summary}");
+        let (_, doc) = self
+            .app
+            .call(Method::GET, "/api/v1/openapi.json", None, None)
+            .await;
+        mio_tests::assert_documented(&doc, &Method::POST, "/api/v1/internal/tick", 200, &summary);
+        summary
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.app.state_dir().join("sqlite_db.db"))
+            .expect("the app's database");
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
+        conn
+    }
+
+    fn sql(&self, statement: &str, params: &[&str]) {
+        self.db()
+            .execute(statement, rusqlite::params_from_iter(params))
+            .expect("statement");
+    }
+
+    /// The payment job of `booking`: status, attempts, next_attempt_at.
+    fn job(&self, booking: &str) -> (String, i64, Option<i64>) {
+        self.db()
+            .query_row(
+                "SELECT status, attempts, next_attempt_at FROM automation_jobs \
+                 WHERE booking_id = ?1 AND automation = 'payment'",
+                [booking],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .expect("the booking's payment job")
+    }
+
+    /// Makes a retrying or unknown job due now (instead of waiting for its backoff).
+    fn make_retry_due(&self, booking: &str) {
+        self.sql(
+            "UPDATE automation_jobs SET next_attempt_at = 0 \
+             WHERE booking_id = ?1 AND status IN ('retrying', 'unknown')",
+            &[booking],
+        );
+    }
+
+    /// Activity entries of `booking`, oldest first: (status, summary, details).
+    fn activity(&self, booking: &str) -> Vec<(String, String, Value)> {
+        let db = self.db();
+        let mut statement = db
+            .prepare(
+                "SELECT status, summary, details_json FROM activity \
+                 WHERE booking_id = ?1 ORDER BY seq",
+            )
+            .expect("query");
+        statement
+            .query_map([booking], |row| {
+                let details: String = row.get(2)?;
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    serde_json::from_str(&details).unwrap_or(Value::Null),
+                ))
+            })
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("activity")
+    }
+
+    async fn balance(&self, booking: &str) -> i64 {
+        let (status, body) = self
+            .app
+            .call(
+                Method::GET,
+                &format!("/api/v1/bookings/{booking}"),
+                Some(&self.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["balance_due_cents"].as_i64().expect("balance")
+    }
+
+    fn charge_keys(&self) -> Vec<Option<String>> {
+        self.stripe
+            .requests_to("POST", "/v1/payment_intents")
+            .into_iter()
+            .map(|r| r.idempotency_key)
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_payment_is_charged_exactly_once_and_shows_in_activity() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+
+    let summary = biz.tick().await;
+    assert_eq!(summary["claimed"], 1, "{summary}");
+    assert_eq!(summary["succeeded"], 1, "{summary}");
+    let again = biz.tick().await;
+    assert_eq!(again["claimed"], 0, "{again}");
+
+    let charges = biz.stripe.succeeded_charges();
+    assert_eq!(charges.len(), 1);
+    let charge = &charges[0];
+    assert_eq!(charge.amount, PRICE);
+    assert_eq!(charge.currency, "cad");
+    assert_eq!(charge.account.as_deref(), Some(STRIPE_ACCOUNT));
+    assert_eq!(charge.customer.as_deref(), Some(STRIPE_CUSTOMER));
+    assert_eq!(charge.payment_method.as_deref(), Some(CARD));
+    assert_eq!(charge.metadata.get("mio_booking_id"), Some(&booking));
+    assert!(
+        charge
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.ends_with("-attempt-1")),
+        "{:?}",
+        charge.idempotency_key
+    );
+    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.balance(&booking).await, 0);
+    let activity = biz.activity(&booking);
+    assert_eq!(activity.len(), 1, "{activity:?}");
+    let (status, summary, details) = &activity[0];
+    assert_eq!(status, "success");
+    assert!(summary.contains("125.00 CAD"), "{summary}");
+    assert_eq!(details["amount_cents"], PRICE);
+    assert_eq!(details["currency"], "cad");
+    assert_eq!(details["payment_intent_id"], charge.id.as_str());
+    assert_eq!(details["attempt"], 1);
+    assert_eq!(details["late"], true);
+    assert!(
+        details["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("account rule"))
+    );
+
+    let (status, listed) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/activity?booking_id={booking}"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let entries = listed["data"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["status"], "success");
+    assert_eq!(entries[0]["automation"], "payment");
+    assert_eq!(entries[0]["customer_id"], biz.customer.as_str());
+    assert_eq!(
+        entries[0]["details"]["payment_intent_id"],
+        charge.id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_whose_answer_is_lost_is_recovered_with_the_same_key_and_no_second_charge() {
+    for lost in [Outcome::ChargeThenDropConnection, Outcome::ChargeThenHang] {
+        let biz = setup().await;
+        let booking = biz.booking(2).await;
+        biz.stripe.push_outcome(lost.clone());
+
+        let first = biz.tick().await;
+        assert_eq!(first["unknown"], 1, "{lost:?}: {first}");
+        assert_eq!(biz.job(&booking).0, "unknown");
+        assert_eq!(
+            biz.balance(&booking).await,
+            PRICE,
+            "not known to be paid yet"
+        );
+
+        biz.make_retry_due(&booking);
+        let second = biz.tick().await;
+        assert_eq!(second["succeeded"], 1, "{lost:?}: {second}");
+
+        assert_eq!(biz.stripe.succeeded_charges().len(), 1, "{lost:?}");
+        let keys = biz.charge_keys();
+        assert_eq!(keys.len(), 2, "{lost:?}: {keys:?}");
+        assert_eq!(keys[0], keys[1], "{lost:?}: the retry reuses the key");
+        assert_eq!(biz.balance(&booking).await, 0);
+        let statuses: Vec<String> = biz.activity(&booking).into_iter().map(|a| a.0).collect();
+        assert_eq!(statuses, ["retrying", "success"], "{lost:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_ticks_at_once_charge_each_job_once() {
+    let biz = setup().await;
+    let mut bookings = Vec::new();
+    for hours in 1..=3 {
+        bookings.push(biz.booking(hours).await);
+    }
+    let now_s = u64::try_from(now_millis() / 1000).expect("positive");
+    let http = (0..6).map(|_| biz.tick());
+    let cron = (0..2).map(|_| biz.app.app().fire_cron("scheduled-tick", now_s));
+    let (summaries, crons) = tokio::join!(
+        futures_join_all(http.collect()),
+        futures_join_all(cron.collect())
+    );
+    for result in crons {
+        assert_eq!(result.expect("cron ran"), Ok(()));
+    }
+    let claimed: i64 = summaries
+        .iter()
+        .map(|s| s["claimed"].as_i64().expect("count"))
+        .sum();
+    assert!(claimed <= 3, "a job was claimed twice: {summaries:?}");
+
+    let charges = biz.stripe.succeeded_charges();
+    assert_eq!(charges.len(), 3, "{charges:?}");
+    let mut charged: Vec<String> = charges
+        .iter()
+        .map(|c| c.metadata["mio_booking_id"].clone())
+        .collect();
+    charged.sort();
+    bookings.sort();
+    assert_eq!(charged, bookings);
+    for booking in &bookings {
+        assert_eq!(biz.job(booking).0, "succeeded");
+        assert_eq!(biz.activity(booking).len(), 1);
+    }
+}
+
+/// Polls `futures` together on this task until all are done; outputs in order (the tests
+/// crate has no `futures` dependency, and the app is borrowed, so they cannot be spawned).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_failing_for_many_ticks_then_back_charges_once_and_shows_the_retries() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.stripe.push_outcomes([
+        Outcome::RateLimit,
+        Outcome::ServerErrorBeforeExecution,
+        Outcome::RateLimit,
+        Outcome::ServerErrorBeforeExecution,
+    ]);
+    for _ in 0..4 {
+        let summary = biz.tick().await;
+        assert_eq!(summary["unknown"], 1, "{summary}");
+        biz.make_retry_due(&booking);
+    }
+    let last = biz.tick().await;
+    assert_eq!(last["succeeded"], 1, "{last}");
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+    assert_eq!(biz.balance(&booking).await, 0);
+    let statuses: Vec<String> = biz.activity(&booking).into_iter().map(|a| a.0).collect();
+    assert!(
+        statuses.iter().filter(|s| *s == "retrying").count() >= 4,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last().map(String::as_str), Some("success"));
+    assert_eq!(biz.tick().await["claimed"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_server_error_is_reconciled_by_lookup_and_charged_once_with_a_new_attempt() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    // Stripe saves a 500 under the key and replays it for every retry with that key.
+    biz.stripe.push_outcome(Outcome::ServerError);
+    for _ in 0..8 {
+        biz.tick().await;
+        biz.make_retry_due(&booking);
+        if biz.job(&booking).0 == "succeeded" {
+            break;
+        }
+    }
+    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+    assert!(
+        !biz.stripe
+            .requests_to("GET", "/v1/payment_intents")
+            .is_empty(),
+        "looked up before giving the attempt up"
+    );
+    let (_, attempts, _) = biz.job(&booking);
+    assert_eq!(attempts, 2, "a new attempt after the lookup found nothing");
+    assert_eq!(biz.balance(&booking).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_decline_retries_on_schedule_with_a_new_key() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.stripe
+        .push_outcome(Outcome::decline("insufficient_funds"));
+    let before = now_millis();
+    let summary = biz.tick().await;
+    assert_eq!(summary["retrying"], 1, "{summary}");
+    let (status, attempts, next) = biz.job(&booking);
+    assert_eq!((status.as_str(), attempts), ("retrying", 1));
+    let next = next.expect("next attempt set");
+    let day = 24 * 60 * 60 * 1000;
+    assert!(next >= before + day && next <= now_millis() + day, "{next}");
+    assert_eq!(biz.tick().await["claimed"], 0, "not before its time");
+
+    biz.make_retry_due(&booking);
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    let keys = biz.charge_keys();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1], "a new attempt gets a new key");
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+    let activity = biz.activity(&booking);
+    assert_eq!(activity[0].0, "retrying");
+    assert_eq!(activity[0].2["decline_code"], "insufficient_funds");
+    assert_eq!(activity[1].0, "success");
+    assert_eq!(activity[1].2["attempt"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_decline_fails_with_its_code_and_is_not_retried() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.stripe.push_outcome(Outcome::decline("stolen_card"));
+    assert_eq!(biz.tick().await["failed"], 1);
+    assert_eq!(biz.job(&booking).0, "failed");
+    let activity = biz.activity(&booking);
+    assert_eq!(activity.len(), 1);
+    assert_eq!(activity[0].0, "failed");
+    assert_eq!(activity[0].2["decline_code"], "stolen_card");
+    biz.make_retry_due(&booking);
+    assert_eq!(biz.tick().await["claimed"], 0);
+    assert_eq!(biz.charge_keys().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_needing_authentication_fails_and_says_the_customer_must_authenticate() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.stripe.push_outcome(Outcome::RequireAuthentication);
+    assert_eq!(biz.tick().await["failed"], 1);
+    let activity = biz.activity(&booking);
+    assert!(activity[0].1.contains("must authenticate"), "{activity:?}");
+    assert_eq!(biz.job(&booking).0, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_card_or_miopay_off_fails_with_the_reason_and_never_calls_stripe() {
+    let biz = setup().await;
+    biz.sql("DELETE FROM payment_methods", &[]);
+    let no_card = biz.booking(2).await;
+    assert_eq!(biz.tick().await["failed"], 1);
+    assert_eq!(biz.activity(&no_card)[0].2["message"], "no card on file");
+
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/miopay",
+        json!({"enabled": false, "stripe_account_id": STRIPE_ACCOUNT}),
+    )
+    .await;
+    let no_miopay = biz.booking(3).await;
+    assert_eq!(biz.tick().await["failed"], 1);
+    assert_eq!(
+        biz.activity(&no_miopay)[0].2["message"],
+        "MioPay is not enabled for this account"
+    );
+    assert!(biz.charge_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_switched_off_after_planning_skips_the_charge_with_its_provenance() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    // As if the override landed after the claim: the toggle itself would cancel a still
+    // scheduled job, so write the override without touching the job.
+    biz.sql(
+        "INSERT INTO customer_overrides (account_id, customer_id, automation, state, \
+         updated_at, updated_by) VALUES (?1, ?2, 'payment', 'disabled', \
+         '2026-11-02T10:00:00Z', 'tok_test')",
+        &[&biz.account, &biz.customer],
+    );
+    assert_eq!(biz.tick().await["skipped"], 1);
+    assert_eq!(biz.job(&booking).0, "skipped");
+    let activity = biz.activity(&booking);
+    assert_eq!(activity[0].0, "skipped");
+    assert!(activity[0].1.contains("customer override"), "{activity:?}");
+    assert!(biz.charge_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_or_already_paid_booking_is_not_charged() {
+    let biz = setup().await;
+    let cancelled = biz.booking(2).await;
+    let paid = biz.booking(3).await;
+    // Changed after planning, behind the planner's back: the tick must re-check.
+    biz.sql(
+        "UPDATE bookings SET status = 'cancelled' WHERE id = ?1",
+        &[&cancelled],
+    );
+    biz.sql(
+        "UPDATE bookings SET paid_cents = amount_cents WHERE id = ?1",
+        &[&paid],
+    );
+    let summary = biz.tick().await;
+    assert_eq!(summary["skipped"], 2, "{summary}");
+    assert_eq!(
+        biz.activity(&cancelled)[0].2["message"],
+        "booking cancelled"
+    );
+    assert_eq!(biz.activity(&paid)[0].2["message"], "already paid");
+    assert!(biz.charge_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescheduled_booking_is_charged_at_its_new_time_not_before() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.ok(
+        Method::PATCH,
+        &format!("/api/v1/bookings/{booking}"),
+        json!({"start_at": in_hours(24 * 7), "end_at": in_hours(24 * 7 + 2)}),
+    )
+    .await;
+    assert_eq!(biz.tick().await["claimed"], 0);
+    assert!(biz.charge_keys().is_empty());
+    let (status, _, _) = biz.job(&booking);
+    assert_eq!(status, "scheduled");
+    // Six days later, the new due time comes.
+    biz.sql(
+        "UPDATE automation_jobs SET due_at = due_at - 6 * 86400000 - 3600000 \
+         WHERE booking_id = ?1",
+        &[&booking],
+    );
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cron_trigger_charges_a_due_job() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    let now_s = u64::try_from(now_millis() / 1000).expect("positive");
+    assert_eq!(
+        biz.app
+            .app()
+            .fire_cron("scheduled-tick", now_s)
+            .await
+            .expect("cron ran"),
+        Ok(())
+    );
+    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_route_wants_the_tick_token_and_post() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .call(Method::POST, "/api/v1/internal/tick", None, None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/internal/tick", Some("wrong"), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/internal/tick", Some(TICK_TOKEN), None)
+        .await;
+    assert_eq!(status, 405);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/internal/tick",
+            Some(TICK_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let keys: HashMap<&str, &Value> = body
+        .as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    for key in ["claimed", "succeeded", "failed", "skipped", "retrying"] {
+        assert_eq!(keys.get(key).and_then(|v| v.as_i64()), Some(0), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_uses_the_job_indexes_and_never_scans_jobs_or_bookings() {
+    let app = TestApp::spawn().await;
+    // Any request migrates the schema.
+    app.create_account("Plan").await;
+    let db = rusqlite::Connection::open(app.state_dir().join("sqlite_db.db")).expect("database");
+    let mut statement = db
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            mio_platform::claims::CLAIM_CANDIDATES
+        ))
+        .expect("the claim's candidates compile against the real schema");
+    let plan: Vec<String> = statement
+        .query_map((0i64, 25i64), |row| row.get::<_, String>(3))
+        .expect("plan")
+        .collect::<Result<_, _>>()
+        .expect("plan rows");
+    let text = plan.join("\n");
+    for index in [
+        "automation_jobs_by_due",
+        "automation_jobs_by_next_attempt",
+        "automation_jobs_by_lease",
+    ] {
+        assert!(text.contains(index), "{index} unused:\n{text}");
+    }
+    for line in &plan {
+        assert!(
+            !(line.starts_with("SCAN")
+                && (line.contains("automation_jobs") || line.contains("bookings"))),
+            "full scan in the claim:\n{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_firing_yields_to_a_fresh_lease_but_the_tick_route_still_claims() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    // Another tick's fresh lease in the key-value store (the host keeps it in SQLite).
+    let until = now_millis() + 50_000;
+    let store = mio_host::key_value::open(biz.app.state_dir()).expect("key-value store");
+    store
+        .get()
+        .expect("connection")
+        .conn()
+        .execute(
+            "INSERT INTO spin_key_value (store, key, value) VALUES ('default', 'tick:lease', ?1)",
+            [format!("tick-other {until}").into_bytes()],
+        )
+        .expect("lease written");
+    let now_s = u64::try_from(now_millis() / 1000).expect("positive");
+    let fired = biz.app.app().fire_cron("scheduled-tick", now_s).await;
+    assert_eq!(fired.expect("cron ran"), Ok(()));
+    assert_eq!(
+        biz.job(&booking).0,
+        "scheduled",
+        "the cron firing stood back"
+    );
+
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+}
