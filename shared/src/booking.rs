@@ -45,6 +45,23 @@ impl BookingStatus {
     }
 }
 
+/// Why a booking in `current` cannot be moved to `target` (completed or cancelled), or `None`
+/// when it can, or already is there (completing or cancelling twice is not an error).
+pub fn transition_conflict(current: BookingStatus, target: BookingStatus) -> Option<&'static str> {
+    match (current, target) {
+        (BookingStatus::Cancelled, BookingStatus::Completed) => {
+            Some("A cancelled booking cannot be completed.")
+        }
+        (BookingStatus::Completed, BookingStatus::Cancelled) => {
+            Some("A completed booking cannot be cancelled.")
+        }
+        (_, BookingStatus::Scheduled) if current != BookingStatus::Scheduled => {
+            Some("A completed or cancelled booking cannot be scheduled again.")
+        }
+        _ => None,
+    }
+}
+
 /// An ISO 4217 currency code in lower case, as Stripe writes it (`usd`, `cad`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -445,6 +462,17 @@ fn nth_date(date: NaiveDate, frequency: Frequency, index: u32) -> Option<NaiveDa
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn completing_or_cancelling_twice_is_fine_but_crossing_over_is_a_conflict() {
+        use BookingStatus::{Cancelled, Completed, Scheduled};
+        assert_eq!(transition_conflict(Scheduled, Completed), None);
+        assert_eq!(transition_conflict(Completed, Completed), None);
+        assert_eq!(transition_conflict(Cancelled, Cancelled), None);
+        assert!(transition_conflict(Cancelled, Completed).is_some());
+        assert!(transition_conflict(Completed, Cancelled).is_some());
+        assert!(transition_conflict(Completed, Scheduled).is_some());
+    }
     use super::*;
     use crate::rules::testing::ts;
     use chrono::{Datelike, LocalResult, TimeZone as _};

@@ -10,7 +10,9 @@ use mio_platform::jobs::{BookingJobChange, apply_job_changes_in_bulk, replan_boo
 use mio_platform::overrides::load_overrides;
 use mio_platform::settings::load_settings;
 use mio_platform::{ApiError, response, system};
-use mio_shared::booking::{BookingBody, BookingPatch, BookingPatchBody, BookingStatus, NewBooking};
+use mio_shared::booking::{
+    BookingBody, BookingPatch, BookingPatchBody, BookingStatus, NewBooking, transition_conflict,
+};
 use mio_shared::plan::{BookingState, PlanInput, plan};
 use mio_shared::timing::BookingTimes;
 use mio_shared::{
@@ -288,24 +290,8 @@ pub fn complete(
     now: Timestamp,
 ) -> Result<Response, ApiError> {
     let account_id = account.id.as_str();
-    let booking = match bookings::complete(db, account_id, id, now)? {
-        Some(booking) => booking,
-        None => {
-            let current = bookings::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
-            match current.status {
-                BookingStatus::Cancelled => {
-                    return Err(ApiError::Conflict(
-                        "A cancelled booking cannot be completed.".to_owned(),
-                    ));
-                }
-                // Completed already (or by a concurrent request): answer it as it is.
-                BookingStatus::Completed | BookingStatus::Scheduled => current,
-            }
-        }
-    };
-    // Also on a repeat: planning is idempotent and heals a crash between the two steps.
-    replan_booking(db, account_id, id.as_str(), now)?;
-    Ok(response::json(200, &booking, &[])?)
+    let changed = bookings::complete(db, account_id, id, now)?;
+    settle(db, account, id, now, BookingStatus::Completed, changed)
 }
 
 /// `POST /api/v1/bookings/{id}/cancel`: idempotent; a completed booking answers 409.
@@ -316,18 +302,30 @@ pub fn cancel(
     now: Timestamp,
 ) -> Result<Response, ApiError> {
     let account_id = account.id.as_str();
-    let booking = match bookings::cancel(db, account_id, id, now)? {
+    let changed = bookings::cancel(db, account_id, id, now)?;
+    settle(db, account, id, now, BookingStatus::Cancelled, changed)
+}
+
+/// Answers a complete or cancel: the changed booking, or (when the guarded write changed
+/// nothing) the booking as it is if it already reached `target`, else the core's conflict.
+/// Re-plans in every case: planning is idempotent and heals a crash between the two steps.
+fn settle(
+    db: &impl Sql,
+    account: &Account,
+    id: &BookingId,
+    now: Timestamp,
+    target: BookingStatus,
+    changed: Option<Booking>,
+) -> Result<Response, ApiError> {
+    let account_id = account.id.as_str();
+    let booking = match changed {
         Some(booking) => booking,
         None => {
             let current = bookings::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
-            match current.status {
-                BookingStatus::Completed => {
-                    return Err(ApiError::Conflict(
-                        "A completed booking cannot be cancelled.".to_owned(),
-                    ));
-                }
-                BookingStatus::Cancelled | BookingStatus::Scheduled => current,
+            if let Some(conflict) = transition_conflict(current.status, target) {
+                return Err(ApiError::Conflict(conflict.to_owned()));
             }
+            current
         }
     };
     replan_booking(db, account_id, id.as_str(), now)?;
