@@ -243,8 +243,8 @@ pub struct PaymentDetails {
     pub attempt: u32,
     /// The effective rule, in words.
     pub rule: String,
-    /// Where the effective rule came from.
-    pub rule_source: Source,
+    /// Where the effective rule came from; `None` when the run stopped before reading it.
+    pub rule_source: Option<Source>,
     /// Whether the job ran later than its rule asked (the booking was made or moved inside the
     /// rule's window).
     pub late: bool,
@@ -305,7 +305,7 @@ impl Run<'_> {
             message: None,
             attempt: self.attempt,
             rule: self.decision.explanation.clone(),
-            rule_source: self.decision.source.clone(),
+            rule_source: Some(self.decision.source.clone()),
             late: self.late,
             next_attempt_at: None,
         }
@@ -344,6 +344,32 @@ impl Run<'_> {
                 dedupe_key,
             },
         }
+    }
+}
+
+/// The entry for a run that stopped before it could settle (its booking's stored data could not
+/// be read, or storage failed mid-run). The job keeps its lease and the same attempt runs again
+/// once the lease expires, so it reads as retrying; one entry per attempt. The cause is logged,
+/// never shown: it may be an internal error.
+pub fn run_error_entry(job_id: &str, attempt: u32, late: bool) -> ActivityEntry {
+    ActivityEntry {
+        status: ActivityStatus::Retrying,
+        summary: "The payment run stopped before it finished and will run again; nothing was \
+                  recorded as charged by this run."
+            .to_owned(),
+        details: PaymentDetails {
+            amount_cents: None,
+            currency: None,
+            payment_intent_id: None,
+            decline_code: None,
+            message: Some("an internal error stopped the run; it is logged".to_owned()),
+            attempt,
+            rule: "not evaluated: the run stopped before the rules were read".to_owned(),
+            rule_source: None,
+            late,
+            next_attempt_at: None,
+        },
+        dedupe_key: format!("{job_id}:{attempt}:run-error"),
     }
 }
 
@@ -538,6 +564,19 @@ pub fn settle_abandoned(run: &Run<'_>, now: Timestamp) -> Step {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stopped_run_reads_as_retrying_once_per_attempt_without_internal_details() {
+        let entry = run_error_entry("job_1", 2, false);
+        assert_eq!(entry.status, ActivityStatus::Retrying);
+        assert_eq!(entry.dedupe_key, "job_1:2:run-error");
+        assert_ne!(
+            run_error_entry("job_1", 3, false).dedupe_key,
+            entry.dedupe_key
+        );
+        assert_eq!(entry.details.rule_source, None);
+        assert_eq!(entry.details.attempt, 2);
+    }
     use super::*;
     use crate::rules::testing::ts;
     use crate::rules::{

@@ -711,3 +711,34 @@ async fn a_cron_firing_yields_to_a_fresh_lease_but_the_tick_route_still_claims()
     assert_eq!(biz.tick().await["succeeded"], 1);
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_stops_on_unreadable_data_shows_in_activity_and_charges_nothing() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    // Stored data the run cannot read (as a bad manual edit or a half-applied change would leave).
+    biz.sql(
+        "UPDATE account_settings SET rules_json = '{not json' WHERE account_id = ?1",
+        &[&biz.account],
+    );
+
+    let summary = biz.tick().await;
+    assert_eq!(summary["claimed"], 1, "{summary}");
+    assert_eq!(summary["errors"], 1, "{summary}");
+    assert!(
+        biz.stripe.charges().is_empty(),
+        "nothing was sent to Stripe"
+    );
+    assert_eq!(biz.job(&booking).0, "running", "kept leased, to run again");
+
+    let activity = biz.activity(&booking);
+    assert_eq!(activity.len(), 1, "{activity:?}");
+    let (status, summary, details) = &activity[0];
+    assert_eq!(status, "retrying");
+    assert!(summary.contains("will run again"), "{summary}");
+    assert_eq!(details["attempt"], 1);
+    assert!(
+        !details.to_string().to_lowercase().contains("sql"),
+        "internal errors stay in the log: {details}"
+    );
+}

@@ -4,7 +4,7 @@
 use anyhow::{Context, anyhow};
 use mio_platform::claims::ClaimedJob;
 use mio_platform::db::{Record, Sql, instant, optional_instant, optional_text, rfc3339, text};
-use mio_shared::charge::{LedgerOutcome, Step};
+use mio_shared::charge::{ActivityEntry, LedgerOutcome, Step};
 use mio_shared::rules::ServiceType;
 use mio_shared::{ActivityId, BookingStatus, Timestamp};
 use spin_sdk::sqlite::Value;
@@ -222,7 +222,30 @@ pub fn store_step(
     activity_id: &ActivityId,
     now: Timestamp,
 ) -> anyhow::Result<()> {
-    let entry = &step.activity;
+    store_activity(db, job, &step.activity, activity_id, now)?;
+    db.execute(
+        SETTLE_JOB,
+        &[
+            text(&job.id),
+            text(owner),
+            text(step.job_status.as_str()),
+            optional_instant(step.next_attempt_at),
+            optional_text(step.last_error.as_deref()),
+            rfc3339(now),
+        ],
+    )
+    .context("settling a job")?;
+    Ok(())
+}
+
+/// Stores one activity entry of `job` (once per dedupe key).
+pub fn store_activity(
+    db: &impl Sql,
+    job: &ClaimedJob,
+    entry: &ActivityEntry,
+    activity_id: &ActivityId,
+    now: Timestamp,
+) -> anyhow::Result<()> {
     db.execute(
         INSERT_ACTIVITY,
         &[
@@ -239,17 +262,5 @@ pub fn store_step(
         ],
     )
     .context("writing an activity entry")?;
-    db.execute(
-        SETTLE_JOB,
-        &[
-            text(&job.id),
-            text(owner),
-            text(step.job_status.as_str()),
-            optional_instant(step.next_attempt_at),
-            optional_text(step.last_error.as_deref()),
-            rfc3339(now),
-        ],
-    )
-    .context("settling a job")?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use mio_platform::settings::{AccountSettings, load_settings};
 use mio_platform::{SpinDb, db, system};
 use mio_shared::charge::{
     LedgerOutcome, OUTCOME_ABANDONED, Precheck, PrecheckInput, Run, Step, ledger_outcome,
-    needs_lookup, precheck, recorded_outcome, settle_abandoned, settle_charge, settle_precheck,
-    unknown_key_prefix,
+    needs_lookup, precheck, recorded_outcome, run_error_entry, settle_abandoned, settle_charge,
+    settle_precheck, unknown_key_prefix,
 };
 use mio_shared::rules::{Automation, Decision, resolve};
 use mio_shared::stripe::{
@@ -140,9 +140,16 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
             match run_job(&db, &stripe, owner, job) {
                 Ok(status) => summary.count(status),
                 Err(error) => {
-                    // Left leased: it is claimed again once the lease expires.
+                    // Left leased: it is claimed again once the lease expires. The business
+                    // sees that it stopped; the cause stays in the log.
                     eprintln!("tick: job {} failed to run: {error:#}", job.id);
                     summary.errors += 1;
+                    if let Err(write) = record_run_error(&db, job) {
+                        eprintln!(
+                            "tick: job {}: the stopped run is not in activity: {write:#}",
+                            job.id
+                        );
+                    }
                 }
             }
         }
@@ -155,6 +162,13 @@ struct JobInputs {
     facts: Option<ChargeFacts>,
     settings: Option<AccountSettings>,
     decision: Decision,
+}
+
+/// Writes the activity entry of a run that stopped before it settled.
+fn record_run_error(db: &SpinDb, job: &ClaimedJob) -> anyhow::Result<()> {
+    let entry = run_error_entry(&job.id, job.attempt, job.late);
+    let id = ActivityId::from_random(&system::random_bytes()?);
+    storage::store_activity(db, job, &entry, &id, system::now()?)
 }
 
 fn run_job(
