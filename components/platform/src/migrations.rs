@@ -252,6 +252,27 @@ const CREATE_JOBS_BY_NEXT_ATTEMPT: &str = "CREATE INDEX IF NOT EXISTS \
 const CREATE_JOBS_BY_LEASE: &str = "CREATE INDEX IF NOT EXISTS \
      automation_jobs_by_lease ON automation_jobs (status, lease_until)";
 
+// Version 4: an override's history is written by the database itself, in the same statement
+// as the override: no crash between "override changed" and "history recorded" can lose an
+// entry. (One statement each: a trigger body is part of its CREATE TRIGGER statement.)
+const CREATE_OVERRIDE_INSERT_HISTORY: &str = "CREATE TRIGGER IF NOT EXISTS \
+     customer_overrides_history_on_insert AFTER INSERT ON customer_overrides \
+     BEGIN \
+     INSERT INTO override_changes (account_id, customer_id, automation, old_state, new_state, \
+     old_timing_json, new_timing_json, changed_at, changed_by) \
+     VALUES (NEW.account_id, NEW.customer_id, NEW.automation, NULL, NEW.state, NULL, \
+     NEW.timing_json, NEW.updated_at, NEW.updated_by); \
+     END";
+
+const CREATE_OVERRIDE_UPDATE_HISTORY: &str = "CREATE TRIGGER IF NOT EXISTS \
+     customer_overrides_history_on_update AFTER UPDATE ON customer_overrides \
+     BEGIN \
+     INSERT INTO override_changes (account_id, customer_id, automation, old_state, new_state, \
+     old_timing_json, new_timing_json, changed_at, changed_by) \
+     VALUES (NEW.account_id, NEW.customer_id, NEW.automation, OLD.state, NEW.state, \
+     OLD.timing_json, NEW.timing_json, NEW.updated_at, NEW.updated_by); \
+     END";
+
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -292,6 +313,13 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE_ACTIVITY_BY_BOOKING,
             CREATE_JOBS_BY_NEXT_ATTEMPT,
             CREATE_JOBS_BY_LEASE,
+        ],
+    },
+    Migration {
+        version: 4,
+        statements: &[
+            CREATE_OVERRIDE_INSERT_HISTORY,
+            CREATE_OVERRIDE_UPDATE_HISTORY,
         ],
     },
 ];

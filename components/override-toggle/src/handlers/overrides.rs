@@ -99,19 +99,8 @@ fn write(
             now,
         )?;
         match written {
-            Written::Changed => {
-                storage::overrides::record_change(
-                    db,
-                    account_id,
-                    id.as_str(),
-                    automation,
-                    old.as_ref(),
-                    update,
-                    by,
-                    now,
-                )?;
-                return Ok(());
-            }
+            // The history row is written by the same statement (a database trigger).
+            Written::Changed => return Ok(()),
             // Someone changed the override since we read it, or deleted the customer.
             Written::Stale => {
                 if !storage::customer_exists(db, account_id, id.as_str())? {

@@ -37,10 +37,6 @@ const COMPARE_AND_SET_OVERRIDE: &str = "INSERT INTO customer_overrides \
      AND customer_overrides.updated_at = ?10 \
      RETURNING state";
 
-const INSERT_CHANGE: &str = "INSERT INTO override_changes (account_id, customer_id, automation, \
-     old_state, new_state, old_timing_json, new_timing_json, changed_at, changed_by) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-
 // Newest first; `?4` is the sequence number to continue below (NULL: from the newest).
 const LIST_CHANGES: &str = "SELECT seq, old_state, new_state, old_timing_json, new_timing_json, \
      changed_at, changed_by FROM override_changes \
@@ -145,37 +141,6 @@ pub fn compare_and_set(
     } else {
         Written::Changed
     })
-}
-
-/// Appends the change from `old` to `update` to the override's history.
-#[allow(clippy::too_many_arguments)]
-pub fn record_change(
-    db: &impl Sql,
-    account_id: &str,
-    customer_id: &str,
-    automation: Automation,
-    old: Option<&StoredOverride>,
-    update: &OverrideUpdate,
-    by: &str,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    let new_timing = update.timing.as_ref().map(timing_to_json).transpose()?;
-    db.execute(
-        INSERT_CHANGE,
-        &[
-            text(account_id),
-            text(customer_id),
-            text(automation.as_str()),
-            optional_text(old.map(|o| o.state.as_str())),
-            text(update.state.as_str()),
-            optional_text(old.and_then(|o| o.timing_json.as_deref())),
-            optional_text(new_timing.as_deref()),
-            rfc3339(now),
-            text(by),
-        ],
-    )
-    .context("recording an override change")?;
-    Ok(())
 }
 
 /// One page of the override's history, newest first, with sequence numbers for the cursor.
@@ -379,21 +344,11 @@ mod tests {
         for (n, step) in steps.iter().enumerate() {
             let old = current(&db);
             let now = format!("2026-03-02T10:00:0{n}Z");
+            // The database records the history in the same statement as the override.
             assert_eq!(
                 set(&db, CUSTOMER, old.as_ref(), step, &now),
                 Written::Changed
             );
-            record_change(
-                &db,
-                ACCOUNT,
-                CUSTOMER,
-                Automation::Payment,
-                old.as_ref(),
-                step,
-                "tok_aaaaaaaaaaaa",
-                at(&now),
-            )
-            .expect("recorded");
         }
         let query = ListQuery::parse("limit=2").expect("valid");
         let page = history(&db, ACCOUNT, CUSTOMER, Automation::Payment, &query).expect("query");
