@@ -18,6 +18,7 @@ pub mod list;
 pub mod plan;
 pub mod problem;
 pub mod rules;
+pub mod rules_body;
 pub mod stripe;
 mod text;
 pub mod time;

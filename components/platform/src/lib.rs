@@ -21,7 +21,7 @@ pub mod migrations;
 pub mod overrides;
 pub mod request;
 pub mod response;
-pub mod rules_body;
+pub use mio_shared::rules_body;
 pub mod settings;
 pub mod system;
 #[cfg(any(test, feature = "test-db"))]

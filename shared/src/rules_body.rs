@@ -5,8 +5,8 @@
 //! The core's rule types are `Serialize` only; this is the one place their JSON form is read
 //! back, shared by every component so the accepted shape cannot drift between them.
 
-use mio_shared::FieldError;
-use mio_shared::rules::{
+use crate::FieldError;
+use crate::rules::{
     AccountRules, DEFAULT_FEEDBACK_STALE_MINUTES, FeedbackRule, LocalTime, MAX_OFFSET_MINUTES,
     Offset, PaymentRule, ServiceType, Timing, Trigger,
 };
