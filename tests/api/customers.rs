@@ -336,7 +336,10 @@ async fn malformed_customer_id_and_bad_limit_get_clear_errors() {
             None,
         )
         .await;
-    assert_eq!(status, 404, "a path segment that cannot be a customer id names no customer");
+    assert_eq!(
+        status, 404,
+        "a path segment that cannot be a customer id names no customer"
+    );
     for limit in ["0", "201", "ten"] {
         let (status, problem) = app
             .call(
