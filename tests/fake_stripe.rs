@@ -8,7 +8,16 @@
 //!
 //! * Authentication: `Authorization: Bearer <secret key>`, or HTTP Basic with the key as the user
 //!   name and an empty password (what `curl -u sk_...:` sends). Anything else: `401` with an
-//!   `invalid_request_error`.
+//!   `invalid_request_error`; a wrong key gets Stripe's "Invalid API Key provided:
+//!   sk_test_****…" with the key redacted (<https://docs.stripe.com/api/errors>: 401 "No valid API
+//!   key provided"). [`FakeStripe::revoke_secret_key`] makes the fake's own key answer that `401`
+//!   too (a rolled or deleted key) until [`FakeStripe::restore_secret_key`]: checked before
+//!   anything else, so no scripted outcome is used and nothing is saved under a key.
+//! * API versions: `Stripe-Version: 2024-06-20` (a date, optionally followed by a release name,
+//!   `2025-03-31.basil`) picks the version; without it, [`DEFAULT_API_VERSION`]. Every answer
+//!   echoes it in `Stripe-Version`. A malformed version is refused (`400`). The version decides
+//!   the default payment methods of a PaymentIntent (below) and is the `api_version` of the events
+//!   the request causes.
 //! * Bodies are `application/x-www-form-urlencoded` with Stripe's bracket notation for nested
 //!   values (`metadata[booking_id]=…`, `payment_method_types[]=card`, `items[0][price]=…`); GET
 //!   parameters come in the query string with the same notation. See [`decode_form`].
@@ -20,11 +29,21 @@
 //!   live in the account they were created on or seeded for (no header = the platform itself);
 //!   asking for them from any other account answers `404 resource_missing`, exactly like asking
 //!   for an id that does not exist. Any `acct_…` id is taken to be a connected account; a header
-//!   without that prefix is refused (`403`, code `account_invalid`).
+//!   without that prefix is refused (`403`, code `account_invalid`, "The provided key
+//!   'sk_test_****…' does not have access to account '…' (or that account does not exist).").
+//!   [`FakeStripe::revoke_account`] models a connected account that disconnected the platform
+//!   (<https://docs.stripe.com/connect/authentication>): until [`FakeStripe::restore_account`],
+//!   every request for it gets that `403`, with "Application access may have been revoked."
+//!   appended, and nothing is executed or saved (<https://docs.stripe.com/api/errors>: 403 "The
+//!   API key doesn't have permissions to perform the request").
 //!
 //! Endpoints:
 //!
 //! * `POST /v1/payment_intents`: create (and, with `confirm=true`, confirm) a PaymentIntent;
+//!   besides the amount, customer, card, metadata and the like, it takes
+//!   `payment_method_types[]` (only `card`), `automatic_payment_methods[enabled]`,
+//!   `automatic_payment_methods[allow_redirects]` and `return_url` (see "Payment methods and
+//!   `return_url`" below);
 //! * `GET /v1/payment_intents/{id}`;
 //! * `GET /v1/payment_intents` (list; `customer`, `limit`, `starting_after`): unlike search, this
 //!   is read-after-write consistent at Stripe;
@@ -40,6 +59,37 @@
 //! (50 keys, keys up to 40 characters, values up to 500). Parameters Stripe has but this fake
 //! does not implement (`expand`, for instance) are refused with a message that says so rather than
 //! being silently ignored.
+//!
+//! # Payment methods and `return_url`
+//!
+//! Sources: <https://docs.stripe.com/upgrades#2023-08-16>,
+//! <https://docs.stripe.com/api/payment_intents/create>,
+//! <https://docs.stripe.com/payments/payment-methods/integration-options>.
+//!
+//! * From API version `2023-08-16` on, a PaymentIntent created *without* `payment_method_types`
+//!   has `automatic_payment_methods: {"enabled": true, "allow_redirects": "always"}`: it accepts
+//!   the payment methods enabled in the Dashboard (just `card` here, so `payment_method_types`
+//!   reads `["card"]`), and its `payment_method_configuration_details` names the account's
+//!   `pmc_…`. On older versions no `payment_method_types` means `["card"]` and
+//!   `automatic_payment_methods: null`, as it always did.
+//! * `automatic_payment_methods[enabled]` (`true`/`false`, required in the hash) and
+//!   `automatic_payment_methods[allow_redirects]` (`always` or `never`, only with `enabled=true`)
+//!   set it explicitly; `enabled=false` gives `["card"]`. `payment_method_types` together with
+//!   `automatic_payment_methods` is refused: "You may only specify one of these parameters:
+//!   automatic_payment_methods, payment_method_types."
+//! * `return_url` is only accepted with `confirm=true`. Confirming with automatic payment methods
+//!   whose `allow_redirects` is not `never` and no `return_url` is refused: `400`
+//!   `invalid_request_error`, `param: "return_url"`, with Stripe's "This PaymentIntent is
+//!   configured to accept payment methods enabled in your Dashboard. Because some of these
+//!   payment methods might redirect your customer off of your page, you must provide a
+//!   `return_url`. …". Like every parameter refusal, nothing is created and nothing is saved under
+//!   the idempotency key. So a client on `2023-08-16` or later that confirms server-side must send
+//!   `payment_method_types[]=card`, or `automatic_payment_methods[enabled]=true` with
+//!   `automatic_payment_methods[allow_redirects]=never`, or a `return_url`.
+//! * With a `return_url`, an on-session confirmation that needs 3-D Secure answers
+//!   `next_action: {"type": "redirect_to_url", "redirect_to_url": {"url", "return_url"}}` instead
+//!   of `use_stripe_sdk`
+//!   (<https://docs.stripe.com/payments/3d-secure/authentication-flow#manual-redirect>).
 //!
 //! # Outcomes of a charge
 //!
@@ -60,7 +110,15 @@
 //!   the embedded PaymentIntent is in `requires_payment_method`, *not* `requires_action`
 //!   (<https://support.stripe.com/questions/manual-confirmation-for-off-session-payments-requiring-strong-customer-authentication-%28sca%29>,
 //!   <https://docs.stripe.com/declines/codes>). An on-session confirmation instead answers `200`
-//!   with `status: "requires_action"` and a `next_action` of type `use_stripe_sdk`.
+//!   with `status: "requires_action"` and a `next_action` of type `use_stripe_sdk`;
+//! * slow and broken answers after the charge went through: [`Outcome::ChargeThenDropConnection`]
+//!   (the connection closes unanswered), [`Outcome::ChargeThenHang`] (no answer ever),
+//!   [`Outcome::ChargeThenTrickle`] (`200` and its headers at once, then the body one byte per
+//!   interval, the JSON and then spaces, for as long as the client stays: a host with no request
+//!   timeout never gets to the end), and [`Outcome::ChargeThenServerError`] (the PaymentIntent
+//!   succeeded and its events are recorded, but the answer is `500 api_error`, saved under the
+//!   key and replayed: <https://docs.stripe.com/error-low-level#server-errors>). All of them save
+//!   the result under the idempotency key first, so a same-key retry never charges twice.
 //!
 //! # Idempotency, as Stripe documents it
 //!
@@ -76,7 +134,8 @@
 //!   `type: "idempotency_error"`.
 //! * Nothing is saved when execution never began: Stripe's rate limiters run *in front of* the
 //!   idempotency layer (so a `429` is not saved and a retry with the same key runs for real), and
-//!   neither are `401`s nor requests whose parameters fail validation (`400`).
+//!   neither are `401`s, `403`s (a revoked or unknown account) nor requests whose parameters fail
+//!   validation (`400`, the missing `return_url` included).
 //! * A request arriving while another one with the same key is still executing gets
 //!   `409`, `type: "idempotency_error"`, `code: "idempotency_key_in_use"`, and is not saved.
 //! * Stripe keeps keys for at least 24 hours and then prunes them; after that the same key runs
@@ -97,30 +156,76 @@
 //! Search is not read-after-write at Stripe ("data is searchable in under 1 minute", see
 //! <https://docs.stripe.com/search>); [`FakeStripe::set_search_delay`] reproduces that lag (zero by
 //! default).
+//!
+//! # Events and webhooks
+//!
+//! Sources: <https://docs.stripe.com/webhooks>, <https://docs.stripe.com/webhooks/signature>,
+//! <https://docs.stripe.com/api/events/object>, <https://docs.stripe.com/connect/webhooks>.
+//!
+//! * Every create request that executes (not a replay, not a refusal, not
+//!   [`Outcome::ServerError`], which creates nothing) records events, oldest first in
+//!   [`FakeStripe::events`]: `payment_intent.created` (the object as created, before any
+//!   confirmation), then what the confirmation did: `payment_intent.succeeded` and
+//!   `charge.succeeded`; `payment_intent.amount_capturable_updated` and `charge.succeeded` (an
+//!   uncaptured charge) with `capture_method=manual`; `payment_intent.payment_failed` (the
+//!   PaymentIntent exactly as embedded in the `402`) and `charge.failed` for a decline or an
+//!   off-session authentication failure; `payment_intent.requires_action` on-session.
+//!   [`FakeStripe::cancel_intent`] adds `payment_intent.canceled`.
+//! * An event is `{"id": "evt_…", "object": "event", "account": "acct_…", "api_version",
+//!   "created", "data": {"object": …}, "livemode": false, "pending_webhooks": 1, "request": {"id":
+//!   "req_…", "idempotency_key": …}, "type": …}`. `account` is only there when the object lives
+//!   on a connected account (Connect events); `data.object` is the PaymentIntent as the API
+//!   returns it, or a Charge; `api_version` is the causing request's `Stripe-Version` (or the
+//!   default); `request.id` is null for what no API request caused (a cancellation here).
+//! * Each event is serialized once, when it is recorded; every delivery sends those same bytes
+//!   ([`FakeStripe::event_payload`]), as Stripe resends the same event.
+//! * Delivery is up to the test: [`FakeStripe::set_webhook_url`], then [`FakeStripe::deliver`]
+//!   (one event, any number of times, in any order: duplicates and reordering are how Stripe
+//!   behaves) or [`FakeStripe::deliver_pending`] (every event not yet answered with a 2xx, oldest
+//!   first). A delivery is a `POST` with `Content-Type: application/json; charset=utf-8`,
+//!   `User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)` and `Stripe-Signature:
+//!   t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed with the endpoint's secret
+//!   ([`FakeStripe::webhook_secret`], `whsec_…`; [`FakeStripe::signature_header`] computes it).
+//!   Only a 2xx counts as received; redirects are not followed. [`FakeStripe::deliveries`] lists
+//!   every attempt and its status.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
+use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The `Stripe-Version` reported when the client does not send one.
 pub const DEFAULT_API_VERSION: &str = "2024-06-20";
+
+/// The API version from which a PaymentIntent created without `payment_method_types` has
+/// `automatic_payment_methods` enabled by default (<https://docs.stripe.com/upgrades#2023-08-16>).
+pub const AUTOMATIC_PAYMENT_METHODS_DEFAULT_SINCE: &str = "2023-08-16";
+
+/// How long [`FakeStripe::deliver`] waits for the webhook endpoint to answer: the fake's own
+/// limit (not Stripe's), so that a stuck endpoint fails the test instead of hanging it.
+pub const WEBHOOK_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest idempotency key Stripe accepts.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -171,6 +276,16 @@ pub enum Outcome {
     /// Charges and saves the result under the idempotency key, then never answers (the client
     /// times out although the charge went through).
     ChargeThenHang,
+    /// Charges and saves the result under the idempotency key like [`Outcome::ChargeThenHang`],
+    /// then answers `200` with its headers at once and trickles the body out one byte every
+    /// `interval` (the saved JSON, then spaces), forever, until the client goes away: a Stripe
+    /// answer that never ends, for a client with no overall request timeout.
+    ChargeThenTrickle(Duration),
+    /// Charges (the PaymentIntent succeeds and its events are recorded) but answers
+    /// `500 api_error`, and saves that `500` under the idempotency key, so a same-key retry gets
+    /// the `500` again: "the result of a 500 is indeterminate"
+    /// (<https://docs.stripe.com/error-low-level#server-errors>).
+    ChargeThenServerError,
 }
 
 impl Outcome {
@@ -212,7 +327,8 @@ pub struct ChargeRecord {
     /// The `Idempotency-Key` of the request that created it.
     pub idempotency_key: Option<String>,
     /// `succeeded`, `requires_payment_method` (declined, or authentication needed off-session),
-    /// `requires_action`, `requires_capture`, `requires_confirmation`.
+    /// `requires_action`, `requires_capture`, `requires_confirmation`, `canceled` (after
+    /// [`FakeStripe::cancel_intent`]).
     pub status: String,
     /// `ch_…` for a payment attempt (successful or failed).
     pub latest_charge: Option<String>,
@@ -289,8 +405,13 @@ impl FakeStripe {
         let addr = listener.local_addr().expect("bound address");
         let ids = RandomState::new();
         let secret_key = format!("sk_test_fake_{}", random_chars(&ids, 0, 24));
+        // Counter values far from the ones `next_counter` hands out, so no id can repeat these.
+        let webhook_secret = format!("whsec_{}", random_chars(&ids, u64::MAX, 32));
+        let payment_method_configuration = format!("pmc_{}", random_chars(&ids, u64::MAX - 1, 24));
         let shared = Arc::new(Shared {
             secret_key,
+            webhook_secret,
+            payment_method_configuration,
             ids,
             counter: AtomicU64::new(1),
             state: Mutex::new(State::default()),
@@ -318,6 +439,192 @@ impl FakeStripe {
     /// The only secret key it accepts (`sk_test_fake_…`).
     pub fn secret_key(&self) -> &str {
         &self.shared.secret_key
+    }
+
+    /// Makes the secret key unusable, as when it is rolled or deleted in the Dashboard: until
+    /// [`FakeStripe::restore_secret_key`], every request presenting it gets `401`
+    /// `invalid_request_error` "Invalid API Key provided: sk_test_****…", before anything else
+    /// happens (no scripted outcome is used, nothing is executed or saved under a key).
+    pub fn revoke_secret_key(&self) {
+        self.shared.lock().secret_key_revoked = true;
+    }
+
+    /// Undoes [`FakeStripe::revoke_secret_key`].
+    pub fn restore_secret_key(&self) {
+        self.shared.lock().secret_key_revoked = false;
+    }
+
+    /// Revokes the platform's access to connected account `account`, as when the account
+    /// disconnects the platform (<https://docs.stripe.com/connect/authentication>): until
+    /// [`FakeStripe::restore_account`], every request with `Stripe-Account: <account>` gets `403`,
+    /// code `account_invalid`, and nothing is executed or saved.
+    pub fn revoke_account(&self, account: &str) {
+        self.shared
+            .lock()
+            .revoked_accounts
+            .insert(account.to_owned());
+    }
+
+    /// Undoes [`FakeStripe::revoke_account`].
+    pub fn restore_account(&self, account: &str) {
+        self.shared.lock().revoked_accounts.remove(account);
+    }
+
+    /// The webhook endpoint's signing secret (`whsec_…`), the key of every `Stripe-Signature`
+    /// this fake sends (<https://docs.stripe.com/webhooks/signature>).
+    pub fn webhook_secret(&self) -> &str {
+        &self.shared.webhook_secret
+    }
+
+    /// Where [`FakeStripe::deliver`] POSTs events (a plain `http://` URL).
+    pub fn set_webhook_url(&self, url: impl Into<String>) {
+        self.shared.lock().webhook_url = Some(url.into());
+    }
+
+    /// Every event recorded so far, oldest first, as the JSON delivered.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .events
+            .iter()
+            .map(|e| e.object.clone())
+            .collect()
+    }
+
+    /// The exact body every delivery of event `event_id` sends, or `None` for an unknown id.
+    pub fn event_payload(&self, event_id: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .events
+            .iter()
+            .find(|e| e.id == event_id)
+            .map(|e| e.payload.clone())
+    }
+
+    /// Stripe's `Stripe-Signature` header for `payload` sent at `timestamp` (unix seconds),
+    /// signed with `secret` (the whole `whsec_…` string, as Stripe's libraries use it):
+    /// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<payload>">`
+    /// (<https://docs.stripe.com/webhooks/signature>, "Verify manually").
+    pub fn signature_header(secret: &str, timestamp: i64, payload: &str) -> String {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+            .expect("HMAC-SHA256 takes a key of any length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(payload.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut hex = String::with_capacity(digest.len() * 2);
+        for byte in digest {
+            hex.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+        }
+        format!("t={timestamp},v1={hex}")
+    }
+
+    /// POSTs event `event_id` to the webhook URL, signed now with [`FakeStripe::webhook_secret`],
+    /// and returns the HTTP status the endpoint answered. The body is the event's fixed payload
+    /// ([`FakeStripe::event_payload`]), byte for byte the same on every delivery. Redirects are
+    /// not followed: Stripe counts any status outside 2xx, 3xx included, as not received
+    /// (<https://docs.stripe.com/webhooks>). Every call is recorded ([`FakeStripe::deliveries`]).
+    ///
+    /// # Panics
+    ///
+    /// If no URL was set, `event_id` is unknown, or the endpoint cannot be reached or does not
+    /// answer within [`WEBHOOK_DELIVERY_TIMEOUT`].
+    pub async fn deliver(&self, event_id: &str) -> u16 {
+        let (url, payload) = {
+            let state = self.shared.lock();
+            (
+                state.webhook_url.clone(),
+                state
+                    .events
+                    .iter()
+                    .find(|e| e.id == event_id)
+                    .map(|e| e.payload.clone()),
+            )
+        };
+        let Some(url) = url else {
+            panic!("FakeStripe::deliver({event_id}): no webhook URL; call set_webhook_url first");
+        };
+        let Some(payload) = payload else {
+            panic!("FakeStripe::deliver({event_id}): no such event");
+        };
+        let signature =
+            FakeStripe::signature_header(&self.shared.webhook_secret, unix_now(), &payload);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(WEBHOOK_DELIVERY_TIMEOUT)
+            .build()
+            .expect("the webhook client builds");
+        // Headers as Stripe sends them (<https://docs.stripe.com/webhooks>).
+        let response = client
+            .post(&url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header(
+                "User-Agent",
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            )
+            .header("Stripe-Signature", signature)
+            .body(payload)
+            .send()
+            .await;
+        let status = match response {
+            Ok(response) => response.status().as_u16(),
+            Err(e) => panic!("FakeStripe::deliver({event_id}) to {url} failed: {e}"),
+        };
+        let mut state = self.shared.lock();
+        state.deliveries.push((event_id.to_owned(), status));
+        // Stripe counts any 2xx as received (<https://docs.stripe.com/webhooks>).
+        if (200..300).contains(&status)
+            && let Some(event) = state.events.iter_mut().find(|e| e.id == event_id)
+        {
+            event.delivered = true;
+        }
+        status
+    }
+
+    /// Delivers, oldest first, every event that has not yet been answered with a 2xx, and
+    /// returns each `(event id, status)`.
+    pub async fn deliver_pending(&self) -> Vec<(String, u16)> {
+        let pending: Vec<String> = self
+            .shared
+            .lock()
+            .events
+            .iter()
+            .filter(|e| !e.delivered)
+            .map(|e| e.id.clone())
+            .collect();
+        let mut results = Vec::with_capacity(pending.len());
+        for id in pending {
+            let status = self.deliver(&id).await;
+            results.push((id, status));
+        }
+        results
+    }
+
+    /// Every delivery attempt so far, oldest first: `(event id, HTTP status)`.
+    pub fn deliveries(&self) -> Vec<(String, u16)> {
+        self.shared.lock().deliveries.clone()
+    }
+
+    /// Cancels PaymentIntent `id` (on whatever account it lives) as if the business had done it
+    /// in the Dashboard: status `canceled`, `canceled_at` now, `cancellation_reason: "abandoned"`,
+    /// and a `payment_intent.canceled` event whose `request.id` is null (no API request caused
+    /// it). Only the statuses Stripe lets you cancel qualify
+    /// (<https://docs.stripe.com/api/payment_intents/cancel>).
+    ///
+    /// # Panics
+    ///
+    /// On an unknown id, or an intent in a status Stripe refuses to cancel (`succeeded`,
+    /// `canceled`).
+    pub fn cancel_intent(&self, id: &str) {
+        let result = {
+            let mut state = self.shared.lock();
+            cancel_stored_intent(&self.shared, &mut state, id)
+        };
+        if let Err(message) = result {
+            panic!("FakeStripe::cancel_intent({id}): {message}");
+        }
     }
 
     /// Seeds a card PaymentMethod `pm_id` attached to `customer`, in connected account `account`
@@ -458,6 +765,10 @@ impl FakeStripe {
 
 struct Shared {
     secret_key: String,
+    webhook_secret: String,
+    /// The `pmc_…` id reported in `payment_method_configuration_details` (one per fake, as an
+    /// account has one default configuration).
+    payment_method_configuration: String,
     ids: RandomState,
     counter: AtomicU64,
     state: Mutex<State>,
@@ -492,6 +803,20 @@ struct State {
     script: VecDeque<Outcome>,
     requests: Vec<RecordedRequest>,
     search_delay: Duration,
+    secret_key_revoked: bool,
+    revoked_accounts: HashSet<String>,
+    webhook_url: Option<String>,
+    events: Vec<StoredEvent>,
+    deliveries: Vec<(String, u16)>,
+}
+
+/// An event, serialized once: every delivery sends `payload` unchanged.
+struct StoredEvent {
+    id: String,
+    object: Value,
+    payload: String,
+    /// Whether some delivery got a 2xx.
+    delivered: bool,
 }
 
 struct StoredPaymentMethod {
@@ -503,6 +828,8 @@ struct StoredPaymentMethod {
 
 struct StoredIntent {
     account: Option<String>,
+    /// The API version of the request that created it (used to render its later events).
+    api_version: String,
     idempotency_key: Option<String>,
     requested_payment_method: Option<String>,
     inserted: Instant,
@@ -654,6 +981,59 @@ enum Handled {
     Reply(Reply),
     Hang,
     Drop,
+    /// Send the status and headers of this reply, then its body one byte per interval, forever.
+    Trickle(Reply, Duration),
+}
+
+/// The body type of every response: a whole body, or a never-ending trickle.
+type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A body that yields `bytes` one byte per `interval` tick, then spaces, and never ends.
+struct TrickleBody {
+    bytes: Bytes,
+    sent: usize,
+    interval: tokio::time::Interval,
+}
+
+impl TrickleBody {
+    fn new(bytes: Bytes, interval: Duration) -> TrickleBody {
+        // `tokio::time::interval` refuses a zero period.
+        let mut interval = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        TrickleBody {
+            bytes,
+            sent: 0,
+            interval,
+        }
+    }
+}
+
+impl Body for TrickleBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        match this.interval.poll_tick(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => {
+                let byte = if this.sent < this.bytes.len() {
+                    this.bytes.slice(this.sent..=this.sent)
+                } else {
+                    Bytes::from_static(b" ")
+                };
+                this.sent = this.sent.saturating_add(1);
+                Poll::Ready(Some(Ok(Frame::data(byte))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
 }
 
 struct Reply {
@@ -686,7 +1066,7 @@ fn pretty(value: &Value) -> Bytes {
 async fn serve(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ConnectionDropped> {
+) -> Result<Response<ResponseBody>, ConnectionDropped> {
     let request_id = shared.new_id("req_", 14);
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_BODY_BYTES)
@@ -730,20 +1110,36 @@ async fn serve(
         state.requests.len() - 1
     };
 
+    let record = |reply: &Reply| {
+        if let Some(recorded) = shared.lock().requests.get_mut(index) {
+            recorded.status = Some(reply.status);
+            recorded.replayed = reply.replayed;
+        }
+    };
     match dispatch(&shared, &incoming, &request_id).await {
         Handled::Reply(reply) => {
-            if let Some(recorded) = shared.lock().requests.get_mut(index) {
-                recorded.status = Some(reply.status);
-                recorded.replayed = reply.replayed;
-            }
-            Ok(respond(&incoming, &request_id, reply))
+            record(&reply);
+            Ok(respond(&incoming, &request_id, &reply, || {
+                Full::new(reply.body.clone()).boxed_unsync()
+            }))
+        }
+        Handled::Trickle(reply, interval) => {
+            record(&reply);
+            Ok(respond(&incoming, &request_id, &reply, || {
+                TrickleBody::new(reply.body.clone(), interval).boxed_unsync()
+            }))
         }
         Handled::Hang => std::future::pending().await,
         Handled::Drop => Err(ConnectionDropped),
     }
 }
 
-fn respond(incoming: &ReceivedRequest, request_id: &str, reply: Reply) -> Response<Full<Bytes>> {
+fn respond(
+    incoming: &ReceivedRequest,
+    request_id: &str,
+    reply: &Reply,
+    body: impl Fn() -> ResponseBody,
+) -> Response<ResponseBody> {
     let mut builder = Response::builder()
         .status(reply.status)
         .header("content-type", "application/json")
@@ -775,19 +1171,18 @@ fn respond(incoming: &ReceivedRequest, request_id: &str, reply: Reply) -> Respon
     if reply.status == 401 {
         builder = builder.header("www-authenticate", "Basic realm=\"Stripe\"");
     }
-    builder
-        .body(Full::new(reply.body.clone()))
-        .unwrap_or_else(|_| {
-            // Only reachable with a header value hyper refuses; answer without the extras.
-            let mut res = Response::new(Full::new(reply.body));
-            *res.status_mut() =
-                hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::OK);
-            res
-        })
+    builder.body(body()).unwrap_or_else(|_| {
+        // Only reachable with a header value hyper refuses; answer without the extras.
+        let mut res = Response::new(body());
+        *res.status_mut() =
+            hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::OK);
+        res
+    })
 }
 
 async fn dispatch(shared: &Arc<Shared>, incoming: &ReceivedRequest, request_id: &str) -> Handled {
-    if let Err(failure) = authenticate(&shared.secret_key, incoming) {
+    let revoked = shared.lock().secret_key_revoked;
+    if let Err(failure) = authenticate(&shared.secret_key, revoked, incoming) {
         return failure.handled(request_id);
     }
     let account = match incoming.header("stripe-account") {
@@ -797,18 +1192,31 @@ async fn dispatch(shared: &Arc<Shared>, incoming: &ReceivedRequest, request_id: 
             let valid = value.len() > "acct_".len()
                 && value.starts_with("acct_")
                 && value[5..].bytes().all(|b| b.is_ascii_alphanumeric());
-            if !valid {
-                return Failure::invalid(format!(
-                    "The provided key does not have access to account '{value}' (or that \
-                     account does not exist)."
-                ))
-                .status(403)
-                .code("account_invalid")
-                .handled(request_id);
+            // A platform whose access was revoked gets the same 403 as for an account that does
+            // not exist (<https://docs.stripe.com/connect/authentication>,
+            // <https://docs.stripe.com/api/errors>: 403 "The API key doesn't have permissions to
+            // perform the request").
+            let revoked = valid && shared.lock().revoked_accounts.contains(value);
+            if !valid || revoked {
+                let mut message = format!(
+                    "The provided key '{}' does not have access to account '{value}' (or that \
+                     account does not exist).",
+                    redact_key(&shared.secret_key)
+                );
+                if revoked {
+                    message.push_str(" Application access may have been revoked.");
+                }
+                return Failure::invalid(message)
+                    .status(403)
+                    .code("account_invalid")
+                    .handled(request_id);
             }
             Some(value.to_owned())
         }
     };
+    if let Err(failure) = api_version(incoming) {
+        return failure.handled(request_id);
+    }
 
     let segments: Vec<&str> = incoming.path.split('/').collect();
     match (incoming.method.as_str(), segments.as_slice()) {
@@ -856,7 +1264,39 @@ fn sync_handler(
     }
 }
 
-fn authenticate(secret_key: &str, incoming: &ReceivedRequest) -> Result<(), Failure> {
+/// The request's `Stripe-Version`, or [`DEFAULT_API_VERSION`]. A version is a date, optionally
+/// followed by a release name (`2024-06-20`, `2025-03-31.basil`;
+/// <https://docs.stripe.com/api/versioning>); anything else is refused.
+fn api_version(incoming: &ReceivedRequest) -> Result<String, Failure> {
+    let Some(version) = incoming.header("stripe-version") else {
+        return Ok(DEFAULT_API_VERSION.to_owned());
+    };
+    let version = version.trim();
+    let (date, name) = version.split_once('.').unwrap_or((version, "x"));
+    let date_ok = date.len() == 10
+        && date.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !date_ok || name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(Failure::invalid(format!(
+            "Invalid Stripe API version: {version}"
+        )));
+    }
+    Ok(version.to_owned())
+}
+
+/// Whether API version `version` (already validated) is `since` or later: versions compare by
+/// their date.
+fn version_at_least(version: &str, since: &str) -> bool {
+    version.get(..10).unwrap_or(version) >= since
+}
+
+fn authenticate(
+    secret_key: &str,
+    revoked: bool,
+    incoming: &ReceivedRequest,
+) -> Result<(), Failure> {
     let Some(header) = incoming.header("authorization") else {
         return Err(Failure::invalid(
             "No API key was provided. Send your secret key in the Authorization header, as \
@@ -878,10 +1318,13 @@ fn authenticate(secret_key: &str, incoming: &ReceivedRequest) -> Result<(), Fail
     } else {
         None
     };
+    // A wrong key and a revoked (rolled or deleted) one are both answered `401` with Stripe's
+    // "Invalid API Key provided" and the key redacted (<https://docs.stripe.com/api/errors>:
+    // 401 "No valid API key provided").
     match presented {
-        Some(key) if key == secret_key => Ok(()),
+        Some(key) if key == secret_key && !revoked => Ok(()),
         Some(key) if !key.is_empty() => Err(Failure::invalid(format!(
-            "The API key provided is not valid: {}",
+            "Invalid API Key provided: {}",
             redact_key(&key)
         ))
         .status(401)),
@@ -1102,6 +1545,9 @@ struct CreateParams {
     metadata: Map<String, Value>,
     description: Option<String>,
     payment_method_types: Vec<String>,
+    /// `Some(allow_redirects)` when automatic payment methods are enabled.
+    automatic_payment_methods: Option<String>,
+    return_url: Option<String>,
     capture_method: String,
     receipt_email: Option<String>,
     statement_descriptor_suffix: Option<String>,
@@ -1118,6 +1564,8 @@ const CREATE_PARAMS: &[&str] = &[
     "metadata",
     "description",
     "payment_method_types",
+    "automatic_payment_methods",
+    "return_url",
     "capture_method",
     "receipt_email",
     "statement_descriptor_suffix",
@@ -1126,7 +1574,6 @@ const CREATE_PARAMS: &[&str] = &[
 const CREATE_UNSUPPORTED: &[&str] = &[
     "expand",
     "application_fee_amount",
-    "automatic_payment_methods",
     "confirmation_method",
     "confirmation_token",
     "mandate",
@@ -1136,7 +1583,6 @@ const CREATE_UNSUPPORTED: &[&str] = &[
     "payment_method_data",
     "payment_method_options",
     "radar_options",
-    "return_url",
     "setup_future_usage",
     "shipping",
     "statement_descriptor",
@@ -1158,6 +1604,7 @@ fn validate_create(
     params: &Map<String, Value>,
     state: &State,
     account: Option<&str>,
+    api_version: &str,
 ) -> Result<CreateParams, Failure> {
     check_names(params, CREATE_PARAMS, CREATE_UNSUPPORTED)?;
 
@@ -1293,6 +1740,17 @@ fn validate_create(
         );
     }
 
+    // `automatic_payment_methods` and `payment_method_types` exclude each other
+    // (<https://docs.stripe.com/api/payment_intents/create>).
+    if params.contains_key("payment_method_types")
+        && params.contains_key("automatic_payment_methods")
+    {
+        return Err(Failure::invalid(
+            "You may only specify one of these parameters: automatic_payment_methods, \
+             payment_method_types.",
+        ));
+    }
+    let explicit_automatic = automatic_payment_methods_param(params)?;
     let payment_method_types = match params.get("payment_method_types") {
         None => vec!["card".to_owned()],
         Some(Value::Array(items)) => {
@@ -1322,6 +1780,57 @@ fn validate_create(
             .param("payment_method_types"));
         }
     };
+    // From API version 2023-08-16 on, a PaymentIntent created without `payment_method_types`
+    // has automatic payment methods enabled, with `allow_redirects: "always"`
+    // (<https://docs.stripe.com/upgrades#2023-08-16>); before, it defaulted to `["card"]`. The
+    // payment methods "enabled in the Dashboard" are just `card` here.
+    let automatic_payment_methods = match explicit_automatic {
+        Some(explicit) => explicit,
+        None if !params.contains_key("payment_method_types")
+            && version_at_least(api_version, AUTOMATIC_PAYMENT_METHODS_DEFAULT_SINCE) =>
+        {
+            Some("always".to_owned())
+        }
+        None => None,
+    };
+
+    // `return_url`: "This parameter can only be used with confirm=true."
+    // (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-return_url>).
+    let return_url = string_param(params, "return_url")?;
+    if let Some(url) = &return_url {
+        if !confirm {
+            return Err(
+                Failure::invalid("return_url can only be passed when confirm=true.")
+                    .param("return_url"),
+            );
+        }
+        // A web URL or an application URI scheme (`myapp://done`).
+        let scheme_ok = url.split_once(':').is_some_and(|(scheme, rest)| {
+            !rest.is_empty()
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+        if !scheme_ok {
+            return Err(Failure::invalid("Not a valid URL").param("return_url"));
+        }
+    }
+    // Confirming with automatic payment methods that may redirect needs somewhere to send the
+    // customer back to (<https://docs.stripe.com/payments/payment-methods/integration-options>,
+    // <https://docs.stripe.com/upgrades#2023-08-16>). A validation error: nothing is created.
+    if confirm
+        && automatic_payment_methods
+            .as_deref()
+            .is_some_and(|redirects| redirects != "never")
+        && return_url.is_none()
+    {
+        return Err(Failure::invalid(RETURN_URL_REQUIRED).param("return_url"));
+    }
+
     let capture_method =
         string_param(params, "capture_method")?.unwrap_or_else(|| "automatic".to_owned());
     if !["automatic", "automatic_async", "manual"].contains(&capture_method.as_str()) {
@@ -1343,10 +1852,81 @@ fn validate_create(
         metadata,
         description,
         payment_method_types,
+        automatic_payment_methods,
+        return_url,
         capture_method,
         receipt_email: string_param(params, "receipt_email")?,
         statement_descriptor_suffix: string_param(params, "statement_descriptor_suffix")?,
     })
+}
+
+/// Stripe's refusal to confirm, without a `return_url`, a PaymentIntent whose automatic payment
+/// methods allow redirects.
+const RETURN_URL_REQUIRED: &str = "This PaymentIntent is configured to accept payment methods \
+    enabled in your Dashboard. Because some of these payment methods might redirect your \
+    customer off of your page, you must provide a `return_url`. If you don't want to accept \
+    redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` and \
+    `automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and \
+    Payment Intents.";
+
+/// `automatic_payment_methods[enabled]` (required in the hash) and
+/// `automatic_payment_methods[allow_redirects]` (`always` or `never`, only with `enabled=true`);
+/// see <https://docs.stripe.com/api/payment_intents/create>.
+/// `None` when absent; `Some(None)` when disabled; `Some(Some(allow_redirects))` when enabled.
+fn automatic_payment_methods_param(
+    params: &Map<String, Value>,
+) -> Result<Option<Option<String>>, Failure> {
+    const NAME: &str = "automatic_payment_methods";
+    let map = match params.get(NAME) {
+        None => return Ok(None),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(Failure::invalid(format!(
+                "Invalid object: {NAME} must be a hash with `enabled` and optionally \
+                 `allow_redirects`."
+            ))
+            .param(NAME));
+        }
+    };
+    for key in map.keys() {
+        if key != "enabled" && key != "allow_redirects" {
+            return Err(unknown_parameter(&format!("{NAME}[{key}]")));
+        }
+    }
+    let enabled_param = format!("{NAME}[enabled]");
+    let enabled = match map.get("enabled") {
+        None => return Err(missing_parameter(&enabled_param)),
+        Some(Value::String(text)) if text == "true" => true,
+        Some(Value::String(text)) if text == "false" => false,
+        Some(other) => {
+            let text = other.as_str().unwrap_or("(a hash or an array)");
+            return Err(Failure::invalid(format!("Invalid boolean: {text}")).param(&enabled_param));
+        }
+    };
+    let redirects_param = format!("{NAME}[allow_redirects]");
+    let allow_redirects = match map.get("allow_redirects") {
+        None => None,
+        Some(Value::String(text)) if text == "always" || text == "never" => Some(text.clone()),
+        Some(other) => {
+            let text = other.as_str().unwrap_or("(a hash or an array)");
+            return Err(Failure::invalid(format!(
+                "Invalid {redirects_param}: must be one of always or never, got {text}"
+            ))
+            .param(&redirects_param));
+        }
+    };
+    if !enabled {
+        if allow_redirects.is_some() {
+            return Err(Failure::invalid(format!(
+                "{redirects_param} can only be set when {enabled_param} is true."
+            ))
+            .param(&redirects_param));
+        }
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(
+        allow_redirects.unwrap_or_else(|| "always".to_owned()),
+    )))
 }
 
 fn validate_metadata(map: &Map<String, Value>) -> Result<Map<String, Value>, Failure> {
@@ -1390,6 +1970,7 @@ struct Execution {
     fingerprint: Fingerprint,
     params: CreateParams,
     request_id: String,
+    api_version: String,
 }
 
 async fn create_payment_intent(
@@ -1473,7 +2054,8 @@ async fn create_payment_intent(
                 None => {}
             }
         }
-        let create = match validate_create(&params, &state, account.as_deref()) {
+        let version = api_version(incoming).unwrap_or_else(|_| DEFAULT_API_VERSION.to_owned());
+        let create = match validate_create(&params, &state, account.as_deref(), &version) {
             Ok(create) => create,
             Err(failure) => return failure.handled(request_id),
         };
@@ -1496,6 +2078,7 @@ async fn create_payment_intent(
                 fingerprint,
                 params: create,
                 request_id: request_id.to_owned(),
+                api_version: version,
             },
         )
     };
@@ -1522,6 +2105,10 @@ async fn create_payment_intent(
             execute(shared, execution, &Outcome::Succeed);
             Handled::Hang
         }
+        Outcome::ChargeThenTrickle(interval) => {
+            let reply = execute(shared, execution, &Outcome::Succeed);
+            Handled::Trickle(reply, interval)
+        }
         other => Handled::Reply(execute(shared, execution, &other)),
     }
 }
@@ -1542,6 +2129,7 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         fingerprint,
         params,
         request_id,
+        api_version,
     } = execution;
     let intent_id = shared.new_id("pi_3Fk", 21);
     let charge_id = shared.new_id("ch_3Fk", 21);
@@ -1566,7 +2154,9 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         "amount_received": 0,
         "application": null,
         "application_fee_amount": null,
-        "automatic_payment_methods": null,
+        "automatic_payment_methods": params.automatic_payment_methods.as_ref().map(|redirects| {
+            json!({"allow_redirects": redirects, "enabled": true})
+        }),
         "canceled_at": null,
         "cancellation_reason": null,
         "capture_method": params.capture_method,
@@ -1584,7 +2174,9 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         "next_action": null,
         "on_behalf_of": null,
         "payment_method": params.payment_method,
-        "payment_method_configuration_details": null,
+        "payment_method_configuration_details": params.automatic_payment_methods.as_ref().map(|_| {
+            json!({"id": shared.payment_method_configuration, "parent": null})
+        }),
         "payment_method_options": {
             "card": {
                 "installments": null,
@@ -1611,6 +2203,8 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         "transfer_group": null
     });
 
+    // What `payment_intent.created` shows: the object as created, before any confirmation.
+    let as_created = intent.clone();
     let (status, body) = match outcome {
         Outcome::ServerError => {
             let reply = server_error(&request_id).reply(&request_id);
@@ -1635,14 +2229,25 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         }
         Outcome::RequireAuthentication => {
             intent["status"] = json!("requires_action");
-            intent["next_action"] = json!({
-                "type": "use_stripe_sdk",
-                "use_stripe_sdk": {
-                    "type": "three_d_secure_redirect",
-                    "stripe_js": format!("https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent_id}"),
-                    "source": format!("src_{}", &secret[..12.min(secret.len())])
-                }
-            });
+            let hosted =
+                format!("https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent_id}");
+            intent["next_action"] = match &params.return_url {
+                // Confirmed with a `return_url`: the customer is sent to a page and comes back
+                // there. See
+                // <https://docs.stripe.com/payments/3d-secure/authentication-flow#manual-redirect>.
+                Some(return_url) => json!({
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {"return_url": return_url, "url": hosted}
+                }),
+                None => json!({
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {
+                        "type": "three_d_secure_redirect",
+                        "stripe_js": hosted,
+                        "source": format!("src_{}", &secret[..12.min(secret.len())])
+                    }
+                }),
+            };
             (200, pretty(&intent))
         }
         _ => {
@@ -1658,10 +2263,34 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         }
     };
 
+    // Charged, but answered (and saved) as a 500: Stripe says the result of a 500 is
+    // indeterminate (<https://docs.stripe.com/error-low-level#server-errors>).
+    let (status, body) = if matches!(outcome, Outcome::ChargeThenServerError) {
+        let reply = server_error(&request_id).reply(&request_id);
+        (reply.status, reply.body)
+    } else {
+        (status, body)
+    };
+
     let created_intent = !matches!(outcome, Outcome::ServerError);
     if created_intent {
+        let context = EventContext {
+            account: account.clone(),
+            api_version: api_version.clone(),
+            request_id: Some(request_id.clone()),
+            idempotency_key: key.clone(),
+        };
+        intent_events(
+            shared,
+            &mut state,
+            &context,
+            as_created,
+            &intent,
+            params.payment_method.as_deref(),
+        );
         state.intents.push(StoredIntent {
             account: account.clone(),
+            api_version,
             idempotency_key: key.clone(),
             requested_payment_method: params.payment_method.clone(),
             inserted: Instant::now(),
@@ -1750,6 +2379,229 @@ fn card_failure(
         failure = failure.field("payment_method", pm);
     }
     failure
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events (<https://docs.stripe.com/api/events/object>)
+
+/// Hex digits for the webhook signature.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Where an event comes from.
+struct EventContext {
+    /// The connected account the object lives on (`None`: the platform).
+    account: Option<String>,
+    /// The API version the event's object is rendered in.
+    api_version: String,
+    /// The API request that caused it; `None` for automatic or Dashboard actions.
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+/// Records one event of type `kind` about `object`, serialized once into the bytes every
+/// delivery will send (Stripe resends the same event, <https://docs.stripe.com/webhooks>).
+fn record_event(
+    shared: &Shared,
+    state: &mut State,
+    context: &EventContext,
+    kind: &str,
+    object: Value,
+) {
+    let id = shared.new_id("evt_3Fk", 21);
+    let mut event = json!({
+        "id": id,
+        "object": "event",
+        "api_version": context.api_version,
+        "created": unix_now(),
+        "data": {"object": object},
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": context.request_id, "idempotency_key": context.idempotency_key},
+        "type": kind
+    });
+    // `account` is only present on events about objects in a connected account
+    // (<https://docs.stripe.com/connect/webhooks>).
+    if let Some(account) = &context.account {
+        event["account"] = json!(account);
+    }
+    let mut payload = serde_json::to_string_pretty(&event).unwrap_or_default();
+    payload.push('\n');
+    state.events.push(StoredEvent {
+        id,
+        object: event,
+        payload,
+        delivered: false,
+    });
+}
+
+/// The events an executed create request causes, in order: `payment_intent.created` (the object
+/// as created, before confirmation), then what the confirmation did
+/// (<https://docs.stripe.com/payments/payment-intents/verifying-status#webhooks>,
+/// <https://docs.stripe.com/api/events/types>).
+fn intent_events(
+    shared: &Shared,
+    state: &mut State,
+    context: &EventContext,
+    as_created: Value,
+    intent: &Value,
+    payment_method: Option<&str>,
+) {
+    record_event(shared, state, context, "payment_intent.created", as_created);
+    let charge = |status: &str| charge_object(intent, status, payment_method);
+    match intent["status"].as_str().unwrap_or_default() {
+        "succeeded" => {
+            record_event(
+                shared,
+                state,
+                context,
+                "payment_intent.succeeded",
+                intent.clone(),
+            );
+            record_event(
+                shared,
+                state,
+                context,
+                "charge.succeeded",
+                charge("succeeded"),
+            );
+        }
+        // An authorized, uncaptured charge; see
+        // <https://docs.stripe.com/payments/place-a-hold-on-a-payment-method>.
+        "requires_capture" => {
+            record_event(
+                shared,
+                state,
+                context,
+                "payment_intent.amount_capturable_updated",
+                intent.clone(),
+            );
+            record_event(
+                shared,
+                state,
+                context,
+                "charge.succeeded",
+                charge("succeeded"),
+            );
+        }
+        // A failed attempt (decline, or authentication needed off-session): the object exactly as
+        // embedded in the 402's `error.payment_intent`, and the failed charge.
+        "requires_payment_method" if !intent["last_payment_error"].is_null() => {
+            record_event(
+                shared,
+                state,
+                context,
+                "payment_intent.payment_failed",
+                intent.clone(),
+            );
+            if !intent["latest_charge"].is_null() {
+                record_event(shared, state, context, "charge.failed", charge("failed"));
+            }
+        }
+        "requires_action" => {
+            record_event(
+                shared,
+                state,
+                context,
+                "payment_intent.requires_action",
+                intent.clone(),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// A minimal Stripe-shaped Charge for the PaymentIntent's latest attempt
+/// (<https://docs.stripe.com/api/charges/object>).
+fn charge_object(intent: &Value, status: &str, payment_method: Option<&str>) -> Value {
+    let succeeded = status == "succeeded";
+    let captured = succeeded && intent["status"] == "succeeded";
+    let error = &intent["last_payment_error"];
+    let amount = intent["amount"].clone();
+    json!({
+        "id": intent["latest_charge"],
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": if captured { amount.clone() } else { json!(0) },
+        "amount_refunded": 0,
+        "captured": captured,
+        "created": intent["created"],
+        "currency": intent["currency"],
+        "customer": intent["customer"],
+        "description": intent["description"],
+        "failure_code": if succeeded { Value::Null } else { error["code"].clone() },
+        "failure_message": if succeeded { Value::Null } else { error["message"].clone() },
+        "livemode": false,
+        "metadata": intent["metadata"],
+        "outcome": if succeeded {
+            json!({
+                "network_status": "approved_by_network",
+                "reason": null,
+                "risk_level": "normal",
+                "seller_message": "Payment complete.",
+                "type": "authorized"
+            })
+        } else {
+            json!({
+                "network_status": "declined_by_network",
+                "reason": error["decline_code"],
+                "risk_level": "normal",
+                "seller_message": "The bank did not return any further details with this decline.",
+                "type": "issuer_declined"
+            })
+        },
+        "paid": succeeded,
+        "payment_intent": intent["id"],
+        "payment_method": payment_method,
+        "refunded": false,
+        "status": status
+    })
+}
+
+/// Cancels a stored PaymentIntent (see [`FakeStripe::cancel_intent`]); `Err` with Stripe's
+/// reason when it cannot be canceled.
+fn cancel_stored_intent(shared: &Shared, state: &mut State, id: &str) -> Result<(), String> {
+    let Some(stored) = state.intents.iter_mut().find(|i| i.id() == id) else {
+        return Err(format!("No such payment_intent: '{id}'"));
+    };
+    // <https://docs.stripe.com/api/payment_intents/cancel>: "You can cancel a PaymentIntent
+    // object when it's in one of these statuses: requires_payment_method, requires_capture,
+    // requires_confirmation, requires_action or, in rare cases, processing."
+    let status = stored.object["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if ![
+        "requires_payment_method",
+        "requires_capture",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+    ]
+    .contains(&status.as_str())
+    {
+        return Err(format!(
+            "You cannot cancel this PaymentIntent because it has a status of {status}. Only a \
+             PaymentIntent with one of the following statuses may be canceled: \
+             requires_payment_method, requires_capture, requires_reauthorization, \
+             requires_confirmation, requires_action, processing."
+        ));
+    }
+    let object = &mut stored.object;
+    object["status"] = json!("canceled");
+    object["canceled_at"] = json!(unix_now());
+    object["cancellation_reason"] = json!("abandoned");
+    object["next_action"] = Value::Null;
+    // Canceling an authorization releases the held amount.
+    object["amount_capturable"] = json!(0);
+    let context = EventContext {
+        account: stored.account.clone(),
+        api_version: stored.api_version.clone(),
+        request_id: None,
+        idempotency_key: None,
+    };
+    let object = object.clone();
+    record_event(shared, state, &context, "payment_intent.canceled", object);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

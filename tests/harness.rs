@@ -67,6 +67,10 @@ impl Default for Options {
                     "SPIN_VARIABLE_STRIPE_API_BASE".into(),
                     "http://127.0.0.1:9".into(),
                 ),
+                (
+                    "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET".into(),
+                    "whsec_test_unused".into(),
+                ),
             ]),
             limits: Limits::default(),
             cron: false,

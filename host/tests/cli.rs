@@ -43,6 +43,7 @@ fn up_serves_the_app_from_relative_paths_and_prints_its_address() {
         .env("SPIN_VARIABLE_ADMIN_TOKEN", "cli-admin")
         .env("SPIN_VARIABLE_TICK_TOKEN", "cli-tick")
         .env("SPIN_VARIABLE_STRIPE_SECRET_KEY", "sk_test_unused")
+        .env("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", "whsec_unused")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start mio-host");

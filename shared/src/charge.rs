@@ -10,8 +10,7 @@ use crate::booking::BookingStatus;
 use crate::plan::JobStatus;
 use crate::rules::{Decision, Source};
 use crate::stripe::{
-    ChargeOutcome, IDEMPOTENCY_KEY_TRUST_MINUTES, SOFT_DECLINE_RETRY_MINUTES,
-    next_soft_decline_retry, unknown_backoff_minutes,
+    ChargeOutcome, SOFT_DECLINE_RETRY_MINUTES, next_soft_decline_retry, unknown_backoff_minutes,
 };
 use crate::time::Timestamp;
 
@@ -90,32 +89,27 @@ pub fn precheck(input: &PrecheckInput<'_>) -> Precheck {
     }
 }
 
-/// After this many unknown outcomes of one attempt, look the PaymentIntent up before sending
-/// the request again: Stripe replays a saved `500` for the same key forever.
-pub const RECONCILE_AFTER_UNKNOWNS: u32 = 3;
-
-/// Whether an attempt that was sent before without a known outcome must be looked up on Stripe
-/// before it is sent again: after several unknown outcomes, when the key may have expired, or
-/// when the charge is no longer wanted (so nothing is sent, but what was sent is settled).
-pub fn needs_lookup(
-    unknowns_so_far: u32,
-    started_at: Timestamp,
-    still_wanted: bool,
-    now: Timestamp,
-) -> bool {
-    !still_wanted
-        || unknowns_so_far >= RECONCILE_AFTER_UNKNOWNS
-        || now.unix_millis() - started_at.unix_millis() > IDEMPOTENCY_KEY_TRUST_MINUTES * 60_000
+/// Why automated charges of an account cannot go through now, or `None` when MioPay is ready:
+/// on, with a connected account, which has not refused the platform's access since the last
+/// request it accepted (`refusal`).
+pub fn miopay_not_ready<'a>(
+    enabled: bool,
+    stripe_account: Option<&str>,
+    refusal: Option<&'a str>,
+) -> Option<&'a str> {
+    if !enabled {
+        Some("MioPay is off")
+    } else if stripe_account.is_none_or(str::is_empty) {
+        Some("no Stripe account is set")
+    } else {
+        refusal
+    }
 }
-
-/// The ledger value (`payment_attempts.outcome`) of an attempt given up after a lookup found no
-/// PaymentIntent for it: nothing was charged under its key, and the next attempt gets a new one.
-pub const OUTCOME_ABANDONED: &str = "abandoned";
 
 /// An outcome as the ledger (`payment_attempts`) records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerOutcome {
-    /// `succeeded`, `declined`, `authentication_required` or `rejected`.
+    /// `succeeded`, `declined`, `authentication_required`, `rejected` or `canceled`.
     pub outcome: &'static str,
     /// `pi_…`, when known.
     pub payment_intent_id: Option<String>,
@@ -160,12 +154,20 @@ pub fn ledger_outcome(outcome: &ChargeOutcome) -> Option<LedgerOutcome> {
             decline_code: code.clone(),
             message: Some(message.clone()),
         },
-        ChargeOutcome::Unknown { .. } => return None,
+        ChargeOutcome::Canceled { payment_intent } => LedgerOutcome {
+            outcome: "canceled",
+            payment_intent_id: Some(payment_intent.clone()),
+            decline_code: None,
+            message: Some("the PaymentIntent was canceled".into()),
+        },
+        ChargeOutcome::Unknown { .. }
+        | ChargeOutcome::NotExecuted { .. }
+        | ChargeOutcome::Credentials { .. } => return None,
     })
 }
 
 /// The outcome a ledger row recorded (the inverse of [`ledger_outcome`]); `None` for a value
-/// that is not a settled charge outcome (such as [`OUTCOME_ABANDONED`]).
+/// that is not a settled charge outcome (`not_sent`, or `abandoned` from older versions).
 pub fn recorded_outcome(
     outcome: &str,
     payment_intent_id: Option<String>,
@@ -195,6 +197,9 @@ pub fn recorded_outcome(
         "rejected" => ChargeOutcome::Rejected {
             code: decline_code,
             message,
+        },
+        "canceled" => ChargeOutcome::Canceled {
+            payment_intent: payment_intent_id?,
         },
         _ => return None,
     })
@@ -250,6 +255,9 @@ pub struct PaymentDetails {
     pub late: bool,
     /// When the job runs again, if it does.
     pub next_attempt_at: Option<Timestamp>,
+    /// The attempt's `Idempotency-Key`, where a person may need it to look the payment up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// One activity entry, ready to store.
@@ -289,8 +297,9 @@ pub struct Run<'a> {
     pub amount_cents: Option<i64>,
     /// Its currency.
     pub currency: Option<&'a str>,
-    /// The effective payment automation.
-    pub decision: &'a Decision,
+    /// The effective payment automation; `None` when a webhook settles the run (the rules were
+    /// not read).
+    pub decision: Option<&'a Decision>,
     /// Whether the job ran late.
     pub late: bool,
 }
@@ -304,10 +313,14 @@ impl Run<'_> {
             decline_code: None,
             message: None,
             attempt: self.attempt,
-            rule: self.decision.explanation.clone(),
-            rule_source: Some(self.decision.source.clone()),
+            rule: self.decision.map_or_else(
+                || "not evaluated: settled from Stripe's report of the payment".to_owned(),
+                |d| d.explanation.clone(),
+            ),
+            rule_source: self.decision.map(|d| d.source.clone()),
             late: self.late,
             next_attempt_at: None,
+            idempotency_key: None,
         }
     }
 
@@ -348,10 +361,10 @@ impl Run<'_> {
 }
 
 /// The entry for a run that stopped before it could settle (its booking's stored data could not
-/// be read, or storage failed mid-run). The job keeps its lease and the same attempt runs again
-/// once the lease expires, so it reads as retrying; one entry per attempt. The cause is logged,
-/// never shown: it may be an internal error.
-pub fn run_error_entry(job_id: &str, attempt: u32, late: bool) -> ActivityEntry {
+/// be read, or storage failed mid-run): the `n`-th such stop (1-based) of this attempt. The job
+/// keeps its lease and the same attempt runs again once the lease expires, so it reads as
+/// retrying. The cause is logged, never shown: it may be an internal error.
+pub fn run_error_entry(job_id: &str, attempt: u32, n: u32, late: bool) -> ActivityEntry {
     ActivityEntry {
         status: ActivityStatus::Retrying,
         summary: "The payment run stopped before it finished and will run again; nothing was \
@@ -368,9 +381,86 @@ pub fn run_error_entry(job_id: &str, attempt: u32, late: bool) -> ActivityEntry 
             rule_source: None,
             late,
             next_attempt_at: None,
+            idempotency_key: None,
         },
-        dedupe_key: format!("{job_id}:{attempt}:run-error"),
+        dedupe_key: format!("{}{n}", run_error_prefix(job_id, attempt)),
     }
+}
+
+/// The common prefix of every [`run_error_entry`] of an attempt (to count them).
+pub fn run_error_prefix(job_id: &str, attempt: u32) -> String {
+    format!("{job_id}:{attempt}:run-error:")
+}
+
+/// The step once runs of an attempt stopped `errors` times: the job is Failed for a person to
+/// look at. With an attempt that may have reached Stripe (`key`), the entry says to check Stripe
+/// under that key before charging again.
+pub fn run_errors_exhausted(run: &Run<'_>, errors: u32, key: Option<&str>) -> Step {
+    let mut details = run.details();
+    details.idempotency_key = key.map(str::to_owned);
+    let check = match key {
+        Some(key) => format!(
+            " Check Stripe for attempt {} (idempotency key {key}) before charging again.",
+            run.attempt
+        ),
+        None => String::new(),
+    };
+    details.message = Some(format!("the run stopped {errors} times"));
+    run.step(
+        JobStatus::Failed,
+        ActivityStatus::Failed,
+        format!(
+            "Payment of {} failed: the run stopped {errors} times before it finished; it is \
+             not retried automatically.{check}",
+            run.money()
+        ),
+        details,
+        run.key("run-errors-exhausted"),
+    )
+}
+
+/// The step when an attempt's outcome stayed unknown past the window: Failed, for a person to
+/// check on Stripe; nothing is charged automatically.
+pub fn give_up(run: &Run<'_>, key: &str) -> Step {
+    let mut details = run.details();
+    details.idempotency_key = Some(key.to_owned());
+    details.message = Some(format!(
+        "outcome unknown: check Stripe before charging again (job {}, attempt {}, idempotency \
+         key {key})",
+        run.job_id, run.attempt
+    ));
+    run.step(
+        JobStatus::Failed,
+        ActivityStatus::Failed,
+        format!(
+            "Payment of {} failed: outcome unknown: check Stripe before charging again. Stripe \
+             never confirmed attempt {} (idempotency key {key}); nothing will be charged \
+             automatically.",
+            run.money(),
+            run.attempt
+        ),
+        details,
+        run.key("outcome-unknown"),
+    )
+}
+
+/// The step when an attempt ended without being sent and the charge is still wanted: a new
+/// attempt runs at once.
+pub fn retry_now(run: &Run<'_>, now: Timestamp) -> Step {
+    let mut details = run.details();
+    details.message = Some("the attempt ended before Stripe executed it".into());
+    details.next_attempt_at = Some(now);
+    run.step(
+        JobStatus::Retrying,
+        ActivityStatus::Retrying,
+        format!(
+            "Attempt {} of {} ended before Stripe executed it; trying again with a new attempt.",
+            run.attempt,
+            run.money()
+        ),
+        details,
+        run.key("not-sent"),
+    )
 }
 
 /// `125.00 CAD`.
@@ -513,7 +603,22 @@ pub fn settle_charge(
                 run.key(ActivityStatus::Failed.as_str()),
             )
         }
-        ChargeOutcome::Unknown { reason } => {
+        ChargeOutcome::Canceled { payment_intent } => {
+            details.payment_intent_id = Some(payment_intent.clone());
+            details.message = Some("the PaymentIntent was canceled on Stripe".into());
+            run.step(
+                JobStatus::Failed,
+                ActivityStatus::Failed,
+                format!(
+                    "Payment of {} was canceled on Stripe; nothing was charged and it is not \
+                     retried automatically.",
+                    run.money()
+                ),
+                details,
+                run.key(ActivityStatus::Failed.as_str()),
+            )
+        }
+        ChargeOutcome::Unknown { reason } | ChargeOutcome::NotExecuted { reason } => {
             let at = now.plus_minutes(i64::from(unknown_backoff_minutes(unknowns_so_far)));
             details.message = Some(reason.clone());
             details.next_attempt_at = Some(at);
@@ -521,12 +626,39 @@ pub fn settle_charge(
                 JobStatus::Unknown,
                 ActivityStatus::Retrying,
                 format!(
-                    "Not known whether {} was charged ({reason}); checking again at {at} with \
-                     the same request, which cannot charge twice.",
+                    "Not known yet whether {} was charged ({reason}); checking with Stripe again \
+                     at {at}. No new charge is made until Stripe confirms this one did not go \
+                     through.",
                     run.money()
                 ),
                 details,
                 unknown_key(run.job_id, run.attempt, unknowns_so_far),
+            )
+        }
+        ChargeOutcome::Credentials { status, message } => {
+            let at = now.plus_minutes(i64::from(unknown_backoff_minutes(unknowns_so_far)));
+            details.message = Some(message.clone());
+            details.next_attempt_at = Some(at);
+            let whose = if *status == 403 {
+                "the business's Stripe account refused the platform's access (HTTP 403): \
+                 reconnect the account"
+            } else {
+                "Stripe refused the platform's secret key (HTTP 401): check the \
+                 stripe_secret_key variable"
+            };
+            run.step(
+                JobStatus::Retrying,
+                ActivityStatus::Retrying,
+                format!(
+                    "Payment of {} is waiting: {whose}. This is not the customer's card; it is \
+                     tried again at {at}.",
+                    run.money()
+                ),
+                details,
+                format!(
+                    "{}{unknowns_so_far}",
+                    credentials_key_prefix(run.job_id, run.attempt)
+                ),
             )
         }
     }
@@ -542,41 +674,14 @@ pub fn unknown_key_prefix(job_id: &str, attempt: u32) -> String {
     format!("{job_id}:{attempt}:unknown:")
 }
 
-/// The step after a lookup found no PaymentIntent for an attempt whose outcome was unknown:
-/// nothing was charged under its key, so the job tries again at once with a new attempt (a new
-/// key, since Stripe would keep replaying a saved `500` for the old one).
-pub fn settle_abandoned(run: &Run<'_>, now: Timestamp) -> Step {
-    let mut details = run.details();
-    details.message = Some("Stripe has no payment for this attempt".into());
-    details.next_attempt_at = Some(now);
-    run.step(
-        JobStatus::Retrying,
-        ActivityStatus::Retrying,
-        format!(
-            "Stripe has no payment for attempt {} of {}; trying again with a new attempt.",
-            run.attempt,
-            run.money()
-        ),
-        details,
-        run.key(OUTCOME_ABANDONED),
-    )
+/// The common prefix of the credential-problem entries of an attempt.
+pub fn credentials_key_prefix(job_id: &str, attempt: u32) -> String {
+    format!("{job_id}:{attempt}:credentials:")
 }
 
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn a_stopped_run_reads_as_retrying_once_per_attempt_without_internal_details() {
-        let entry = run_error_entry("job_1", 2, false);
-        assert_eq!(entry.status, ActivityStatus::Retrying);
-        assert_eq!(entry.dedupe_key, "job_1:2:run-error");
-        assert_ne!(
-            run_error_entry("job_1", 3, false).dedupe_key,
-            entry.dedupe_key
-        );
-        assert_eq!(entry.details.rule_source, None);
-        assert_eq!(entry.details.attempt, 2);
-    }
     use super::*;
     use crate::rules::testing::ts;
     use crate::rules::{
@@ -629,7 +734,7 @@ mod tests {
             attempt: 1,
             amount_cents: Some(12_500),
             currency: Some("cad"),
-            decision,
+            decision: Some(decision),
             late: false,
         }
     }
@@ -814,19 +919,39 @@ mod tests {
             ledger_outcome(&ChargeOutcome::Unknown { reason: "x".into() }),
             None
         );
-        assert_eq!(
-            recorded_outcome(OUTCOME_ABANDONED, None, None, None, 1),
-            None
-        );
+        assert_eq!(recorded_outcome("abandoned", None, None, None, 1), None);
     }
 
     #[test]
-    fn an_old_or_often_unknown_attempt_is_looked_up_before_it_is_sent_again() {
-        let start = ts("2026-03-01T09:00:00Z");
-        assert!(!needs_lookup(0, start, true, start.plus_minutes(5)));
-        assert!(needs_lookup(RECONCILE_AFTER_UNKNOWNS, start, true, start));
-        assert!(needs_lookup(0, start, true, start.plus_minutes(24 * 60)));
-        assert!(needs_lookup(0, start, false, start));
+    fn a_stopped_run_reads_as_retrying_once_per_stop_without_internal_details() {
+        let entry = run_error_entry("job_1", 2, 1, false);
+        assert_eq!(entry.status, ActivityStatus::Retrying);
+        assert_eq!(entry.dedupe_key, "job_1:2:run-error:1");
+        assert_ne!(
+            run_error_entry("job_1", 2, 2, false).dedupe_key,
+            entry.dedupe_key
+        );
+        assert!(entry.dedupe_key.starts_with(&run_error_prefix("job_1", 2)));
+        assert_eq!(entry.details.rule_source, None);
+        assert_eq!(entry.details.attempt, 2);
+    }
+
+    #[test]
+    fn giving_up_names_the_job_the_attempt_and_the_key() {
+        let decision = on();
+        let step = give_up(&run(&decision), "mio-job_1-attempt-1");
+        assert_eq!(step.job_status, JobStatus::Failed);
+        assert!(
+            step.activity
+                .summary
+                .contains("check Stripe before charging again")
+        );
+        let message = step.activity.details.message.expect("a message");
+        assert!(message.contains("job_1") && message.contains("mio-job_1-attempt-1"));
+        assert_eq!(
+            step.activity.details.idempotency_key.as_deref(),
+            Some("mio-job_1-attempt-1")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod attempt;
 pub mod booking;
 pub mod charge;
 pub mod customer;
@@ -24,6 +25,7 @@ mod text;
 pub mod time;
 pub mod timing;
 pub mod token;
+pub mod webhook;
 
 pub use account::{Account, AccountBody, AccountName, CreatedAccount, NewAccount, TimeZone};
 pub use activity::ActivityQuery;

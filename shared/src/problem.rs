@@ -31,11 +31,14 @@ pub enum ProblemType {
     Internal,
     /// A service we depend on (Stripe) could not be reached or failed; nothing was changed.
     UpstreamUnavailable,
+    /// A webhook delivery whose signature is missing, malformed, wrong or too old, or whose
+    /// body is not an event; nothing was changed.
+    InvalidWebhook,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 10] = [
+    pub const ALL: [ProblemType; 11] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -46,6 +49,7 @@ impl ProblemType {
         ProblemType::Conflict,
         ProblemType::Internal,
         ProblemType::UpstreamUnavailable,
+        ProblemType::InvalidWebhook,
     ];
 
     /// The `type` member: a URI relative to the API's origin.
@@ -61,6 +65,7 @@ impl ProblemType {
             ProblemType::Conflict => "/problems/conflict",
             ProblemType::Internal => "/problems/internal",
             ProblemType::UpstreamUnavailable => "/problems/upstream-unavailable",
+            ProblemType::InvalidWebhook => "/problems/invalid-webhook",
         }
     }
 
@@ -77,6 +82,7 @@ impl ProblemType {
             ProblemType::Conflict => "Conflict with the current state",
             ProblemType::Internal => "Internal error",
             ProblemType::UpstreamUnavailable => "Upstream service unavailable",
+            ProblemType::InvalidWebhook => "Webhook delivery refused",
         }
     }
 
@@ -92,6 +98,7 @@ impl ProblemType {
             ProblemType::Conflict => 409,
             ProblemType::Internal => 500,
             ProblemType::UpstreamUnavailable => 502,
+            ProblemType::InvalidWebhook => 400,
         }
     }
 }

@@ -2,7 +2,11 @@
 //! idempotency key derived from the job, what each Stripe answer means for the job, and when to
 //! try again. Pure: the component sends the request and hands the answer back here.
 //!
-//! Not here: HTTP, webhooks (a later issue), reading the clock.
+//! One classification of a PaymentIntent ([`intent_outcome`]) serves the synchronous answer, the
+//! lookup and the webhook event alike, so a decline reads the same whichever way it arrives.
+//!
+//! Not here: HTTP, the webhook signature ([`crate::webhook`]), reading the clock, and what an
+//! outcome does to a job ([`crate::attempt`]).
 
 use serde::Deserialize;
 
@@ -57,6 +61,12 @@ impl ChargeRequest {
             .append_pair("payment_method", &self.payment_method)
             .append_pair("confirm", "true")
             .append_pair("off_session", "true")
+            // Card only: since API version 2023-08-16 a PaymentIntent without
+            // `payment_method_types` turns on automatic payment methods, and confirming one
+            // then needs a `return_url` (redirect-based methods). An off-session charge of a
+            // saved card never redirects, so we name the one type it is
+            // (https://docs.stripe.com/upgrades#2023-08-16).
+            .append_pair("payment_method_types[]", "card")
             .append_pair("metadata[mio_account_id]", &self.account_id)
             .append_pair("metadata[mio_booking_id]", &self.booking_id)
             .append_pair("metadata[mio_job_id]", &self.job_id)
@@ -99,11 +109,32 @@ pub enum ChargeOutcome {
         /// Stripe's message.
         message: String,
     },
-    /// Not known whether Stripe charged (429, 5xx, timeout, dropped connection): retry the same
-    /// attempt with the same key, after looking the PaymentIntent up when the key may have expired.
+    /// The PaymentIntent was canceled (by the business or Stripe): nothing was charged, and no
+    /// one should charge it again automatically.
+    Canceled {
+        /// `pi_…`.
+        payment_intent: String,
+    },
+    /// Not known whether Stripe charged (5xx, timeout, dropped connection, a PaymentIntent still
+    /// processing, a key Stripe says was used differently): only a webhook or a lookup can tell.
     Unknown {
         /// What happened, for the activity log.
         reason: String,
+    },
+    /// Stripe turned the request away before executing it (`429` rate limit, which Stripe
+    /// applies in front of its idempotency layer): nothing was charged and nothing was saved
+    /// under the key, so the same request may be sent again.
+    NotExecuted {
+        /// What happened, for the activity log.
+        reason: String,
+    },
+    /// `401` / `403`: the platform's secret key, or its access to the connected account, was
+    /// refused. Not the customer's fault, and nothing was executed.
+    Credentials {
+        /// `401` or `403`.
+        status: u16,
+        /// Stripe's message.
+        message: String,
     },
     /// Stripe refused the request itself (bad parameters, missing customer or card, auth):
     /// Failed; retrying the same request cannot help.
@@ -115,14 +146,95 @@ pub enum ChargeOutcome {
     },
 }
 
-#[derive(Deserialize)]
-struct IntentBody {
-    id: String,
-    status: String,
+/// The parts of a PaymentIntent object the core reads (answer, lookup and event alike).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Intent {
+    /// `pi_…`.
+    pub id: String,
+    /// Stripe's status.
+    pub status: String,
+    /// What was asked for.
     #[serde(default)]
-    amount_received: i64,
+    pub amount: i64,
+    /// What was collected.
     #[serde(default)]
-    amount: i64,
+    pub amount_received: i64,
+    /// Lower-case ISO 4217.
+    #[serde(default)]
+    pub currency: String,
+    /// `cus_…`.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Ours: `mio_account_id`, `mio_booking_id`, `mio_job_id`, `mio_attempt`.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    last_payment_error: Option<ErrorBody>,
+}
+
+impl Intent {
+    /// The job and attempt this PaymentIntent was made for, from its metadata.
+    pub fn attempt_ref(&self) -> Option<(&str, u32)> {
+        let job = self.metadata.get("mio_job_id")?;
+        let attempt = self.metadata.get("mio_attempt")?.parse().ok()?;
+        Some((job.as_str(), attempt))
+    }
+}
+
+/// What a PaymentIntent's state means for the attempt that made it: the one classification
+/// used for answers, lookups and webhook events
+/// (https://docs.stripe.com/payments/paymentintents/lifecycle).
+pub fn intent_outcome(intent: &Intent) -> ChargeOutcome {
+    match intent.status.as_str() {
+        "succeeded" => ChargeOutcome::Succeeded {
+            amount_cents: if intent.amount_received > 0 {
+                intent.amount_received
+            } else {
+                intent.amount
+            },
+            payment_intent: intent.id.clone(),
+        },
+        // On-session 3-D Secure; off-session it arrives as a failure with
+        // `authentication_required` instead.
+        "requires_action" => ChargeOutcome::AuthenticationRequired {
+            payment_intent: Some(intent.id.clone()),
+            message: "the customer must authenticate this payment".into(),
+        },
+        "canceled" => ChargeOutcome::Canceled {
+            payment_intent: intent.id.clone(),
+        },
+        // A failed confirmation returns the intent to `requires_payment_method` with the
+        // failure in `last_payment_error`: that is final for this attempt.
+        "requires_payment_method" => match &intent.last_payment_error {
+            Some(error) => card_failure(error, Some(intent.id.clone())),
+            None => ChargeOutcome::Unknown {
+                reason: format!("PaymentIntent {} is not confirmed yet", intent.id),
+            },
+        },
+        // `processing`, `requires_confirmation`, `requires_capture`: not settled yet.
+        other => ChargeOutcome::Unknown {
+            reason: format!("PaymentIntent {} is {other}", intent.id),
+        },
+    }
+}
+
+/// A card failure (decline or authentication needed) from Stripe's error object.
+fn card_failure(error: &ErrorBody, payment_intent: Option<String>) -> ChargeOutcome {
+    let code = error.code.as_deref();
+    let decline = error.decline_code.as_deref();
+    let message = error.message.clone().unwrap_or_default();
+    if code == Some("authentication_required") || decline == Some("authentication_required") {
+        return ChargeOutcome::AuthenticationRequired {
+            payment_intent,
+            message,
+        };
+    }
+    let decline_code = decline.or(code).unwrap_or("card_declined").to_owned();
+    ChargeOutcome::Declined {
+        payment_intent,
+        soft: is_soft_decline(&decline_code),
+        decline_code,
+        message,
+    }
 }
 
 #[derive(Deserialize)]
@@ -130,7 +242,7 @@ struct ErrorEnvelope {
     error: ErrorBody,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ErrorBody {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -140,7 +252,7 @@ struct ErrorBody {
     payment_intent: Option<IntentRef>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct IntentRef {
     id: String,
 }
@@ -172,71 +284,65 @@ pub fn is_soft_decline(decline_code: &str) -> bool {
     !HARD_DECLINES.contains(&decline_code)
 }
 
-/// Interprets Stripe's answer to a create-and-confirm PaymentIntent request.
+/// Interprets Stripe's answer to a create-and-confirm PaymentIntent request
+/// (https://docs.stripe.com/api/errors, https://docs.stripe.com/error-low-level).
 pub fn classify(status: u16, body: &str) -> ChargeOutcome {
-    if status == 429 || status >= 500 {
-        return ChargeOutcome::Unknown {
-            reason: format!("Stripe answered HTTP {status}"),
-        };
-    }
-    if (200..300).contains(&status) {
-        return match serde_json::from_str::<IntentBody>(body) {
-            Ok(intent) if intent.status == "succeeded" => ChargeOutcome::Succeeded {
-                amount_cents: if intent.amount_received > 0 {
-                    intent.amount_received
-                } else {
-                    intent.amount
+    let error = || {
+        serde_json::from_str::<ErrorEnvelope>(body)
+            .ok()
+            .map(|e| e.error)
+    };
+    match status {
+        // Rate limiting happens in front of the idempotency layer: nothing ran, nothing saved.
+        429 => {
+            return ChargeOutcome::NotExecuted {
+                reason: "Stripe answered HTTP 429 (rate limited)".into(),
+            };
+        }
+        401 | 403 => {
+            return ChargeOutcome::Credentials {
+                status,
+                message: error().and_then(|e| e.message).unwrap_or_default(),
+            };
+        }
+        // A 500 is indeterminate: Stripe may have charged, and reconciles in the background.
+        500.. => {
+            return ChargeOutcome::Unknown {
+                reason: format!("Stripe answered HTTP {status}"),
+            };
+        }
+        200..=299 => {
+            return match serde_json::from_str::<Intent>(body) {
+                Ok(intent) => intent_outcome(&intent),
+                Err(e) => ChargeOutcome::Unknown {
+                    reason: format!("unreadable Stripe answer: {e}"),
                 },
-                payment_intent: intent.id,
-            },
-            Ok(intent) if intent.status == "requires_action" => {
-                ChargeOutcome::AuthenticationRequired {
-                    payment_intent: Some(intent.id),
-                    message: "the customer must authenticate this payment".into(),
-                }
-            }
-            // `processing` and other in-flight states settle later (webhook or lookup).
-            Ok(intent) => ChargeOutcome::Unknown {
-                reason: format!("PaymentIntent {} is {}", intent.id, intent.status),
-            },
-            Err(e) => ChargeOutcome::Unknown {
-                reason: format!("unreadable Stripe answer: {e}"),
-            },
-        };
+            };
+        }
+        _ => {}
     }
-    let Ok(ErrorEnvelope { error }) = serde_json::from_str::<ErrorEnvelope>(body) else {
+    let Some(error) = error() else {
         return ChargeOutcome::Rejected {
             code: None,
             message: format!("Stripe answered HTTP {status} without an error object"),
         };
     };
-    let message = error.message.unwrap_or_default();
-    let payment_intent = error.payment_intent.map(|p| p.id);
-    let code = error.code.as_deref();
-    let decline = error.decline_code.as_deref();
-    if code == Some("authentication_required") || decline == Some("authentication_required") {
-        return ChargeOutcome::AuthenticationRequired {
-            payment_intent,
-            message,
-        };
-    }
     if error.kind.as_deref() == Some("card_error") {
-        let decline_code = decline.or(code).unwrap_or("card_declined").to_owned();
-        return ChargeOutcome::Declined {
-            payment_intent,
-            soft: is_soft_decline(&decline_code),
-            decline_code,
-            message,
-        };
+        return card_failure(&error, error.payment_intent.as_ref().map(|p| p.id.clone()));
     }
-    if code == Some("idempotency_key_in_use") || status == 409 {
+    // The key is executing elsewhere (409), or Stripe says it was used with other parameters:
+    // either way the first request may have charged, so this is never a decline.
+    if status == 409 || error.kind.as_deref() == Some("idempotency_error") {
         return ChargeOutcome::Unknown {
-            reason: "another request with the same idempotency key is in flight".into(),
+            reason: format!(
+                "Stripe refused the idempotency key: {}",
+                error.message.unwrap_or_default()
+            ),
         };
     }
     ChargeOutcome::Rejected {
         code: error.code,
-        message,
+        message: error.message.unwrap_or_default(),
     }
 }
 
@@ -388,112 +494,81 @@ pub fn card_from_lookup(status: u16, body: &str, stripe_customer: &str) -> CardL
 /// What a lookup of one attempt's PaymentIntent found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// A PaymentIntent for the attempt exists; this is what it means.
+    /// A PaymentIntent for the attempt exists; this is what its state means (an in-flight one
+    /// reads as [`ChargeOutcome::Unknown`]).
     Found(ChargeOutcome),
-    /// No PaymentIntent carries the attempt's metadata: nothing was charged under its key.
+    /// No PaymentIntent carries the attempt's metadata *yet*. Never proof that nothing was
+    /// charged: search lags behind writes, and a `500` may still be reconciled.
     NotFound,
-    /// The list could not be read (or Stripe was not reachable): nothing can be concluded.
+    /// The search could not be read (or Stripe was not reachable): nothing can be concluded.
     Inconclusive {
         /// What went wrong, for the log and activity.
         reason: String,
     },
+    /// `401` / `403` on the lookup.
+    Credentials {
+        /// `401` or `403`.
+        status: u16,
+        /// Stripe's message.
+        message: String,
+    },
 }
 
-/// How many PaymentIntents one lookup lists (newest first): an attempt is looked up soon after
-/// it was sent, so it is among the customer's most recent ones.
-pub const LOOKUP_LIMIT: u32 = 100;
+/// Path of the PaymentIntent search endpoint.
+pub const SEARCH_INTENTS_PATH: &str = "/v1/payment_intents/search";
 
-/// `GET` path (with query) listing a customer's recent PaymentIntents. The list endpoint, unlike
-/// search, is read-after-write consistent, so a PaymentIntent created a moment ago shows up.
-pub fn list_intents_path(stripe_customer: &str) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("customer", stripe_customer)
-        .append_pair("limit", &LOOKUP_LIMIT.to_string());
-    format!("{PAYMENT_INTENTS_PATH}?{}", query.finish())
+/// `GET` path (with query) searching the connected account for the PaymentIntent of attempt
+/// `attempt` of job `job_id` by the metadata the attempt sent
+/// (https://docs.stripe.com/search#query-fields-for-payment-intents). Built from what the
+/// attempt itself sent, never from the customer as it is now.
+pub fn search_attempt_path(job_id: &str, attempt: u32) -> String {
+    let query = format!(
+        "metadata['mio_job_id']:'{}' AND metadata['mio_attempt']:'{attempt}'",
+        job_id.replace(['\\', '\''], "")
+    );
+    let mut encoded = form_urlencoded::Serializer::new(String::new());
+    encoded
+        .append_pair("query", &query)
+        .append_pair("limit", "10");
+    format!("{SEARCH_INTENTS_PATH}?{}", encoded.finish())
 }
 
 #[derive(Deserialize)]
 struct IntentList {
-    data: Vec<ListedIntent>,
-}
-
-#[derive(Deserialize)]
-struct ListedIntent {
-    id: String,
-    status: String,
-    #[serde(default)]
-    amount: i64,
-    #[serde(default)]
-    amount_received: i64,
-    #[serde(default)]
-    metadata: std::collections::BTreeMap<String, String>,
-    last_payment_error: Option<ErrorBody>,
+    data: Vec<Intent>,
 }
 
 /// Finds the PaymentIntent of attempt `attempt` of job `job_id` (by its metadata) in the answer
-/// to [`list_intents_path`].
-pub fn find_in_list(status: u16, body: &str, job_id: &str, attempt: u32) -> Lookup {
+/// to [`search_attempt_path`].
+pub fn find_attempt(status: u16, body: &str, job_id: &str, attempt: u32) -> Lookup {
+    if status == 401 || status == 403 {
+        let message = serde_json::from_str::<ErrorEnvelope>(body)
+            .ok()
+            .and_then(|e| e.error.message)
+            .unwrap_or_default();
+        return Lookup::Credentials { status, message };
+    }
     if !(200..300).contains(&status) {
         return Lookup::Inconclusive {
-            reason: format!("listing PaymentIntents answered HTTP {status}"),
+            reason: format!("searching PaymentIntents answered HTTP {status}"),
         };
     }
     let list = match serde_json::from_str::<IntentList>(body) {
         Ok(list) => list,
         Err(e) => {
             return Lookup::Inconclusive {
-                reason: format!("unreadable PaymentIntent list: {e}"),
+                reason: format!("unreadable PaymentIntent search: {e}"),
             };
         }
     };
-    let attempt = attempt.to_string();
-    let found = list.data.into_iter().find(|intent| {
-        intent.metadata.get("mio_job_id").map(String::as_str) == Some(job_id)
-            && intent.metadata.get("mio_attempt") == Some(&attempt)
-    });
-    let Some(intent) = found else {
-        return Lookup::NotFound;
-    };
-    Lookup::Found(match intent.status.as_str() {
-        "succeeded" => ChargeOutcome::Succeeded {
-            amount_cents: if intent.amount_received > 0 {
-                intent.amount_received
-            } else {
-                intent.amount
-            },
-            payment_intent: intent.id,
-        },
-        "requires_payment_method" => match intent.last_payment_error {
-            Some(error) => {
-                let code = error.code.as_deref();
-                let decline = error.decline_code.as_deref();
-                let message = error.message.clone().unwrap_or_default();
-                if code == Some("authentication_required")
-                    || decline == Some("authentication_required")
-                {
-                    ChargeOutcome::AuthenticationRequired {
-                        payment_intent: Some(intent.id),
-                        message,
-                    }
-                } else {
-                    let decline_code = decline.or(code).unwrap_or("card_declined").to_owned();
-                    ChargeOutcome::Declined {
-                        payment_intent: Some(intent.id),
-                        soft: is_soft_decline(&decline_code),
-                        decline_code,
-                        message,
-                    }
-                }
-            }
-            None => ChargeOutcome::Unknown {
-                reason: format!("PaymentIntent {} is not confirmed yet", intent.id),
-            },
-        },
-        other => ChargeOutcome::Unknown {
-            reason: format!("PaymentIntent {} is {other}", intent.id),
-        },
-    })
+    match list
+        .data
+        .iter()
+        .find(|intent| intent.attempt_ref() == Some((job_id, attempt)))
+    {
+        Some(intent) => Lookup::Found(intent_outcome(intent)),
+        None => Lookup::NotFound,
+    }
 }
 
 #[cfg(test)]
@@ -580,8 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_and_server_errors_are_unknown() {
-        assert!(matches!(classify(429, "{}"), ChargeOutcome::Unknown { .. }));
+    fn server_errors_are_unknown() {
         assert!(matches!(classify(500, "{}"), ChargeOutcome::Unknown { .. }));
         assert!(matches!(
             classify(503, "not json"),
@@ -678,15 +752,15 @@ mod tests {
             {"id":"pi_mine","status":"succeeded","amount":500,"amount_received":500,"metadata":{"mio_job_id":"job_1","mio_attempt":"1"}}
         ],"has_more":false}"#;
         assert_eq!(
-            find_in_list(200, body, "job_1", 1),
+            find_attempt(200, body, "job_1", 1),
             Lookup::Found(ChargeOutcome::Succeeded {
                 payment_intent: "pi_mine".into(),
                 amount_cents: 500
             })
         );
-        assert_eq!(find_in_list(200, body, "job_1", 3), Lookup::NotFound);
+        assert_eq!(find_attempt(200, body, "job_1", 3), Lookup::NotFound);
         assert!(matches!(
-            find_in_list(500, body, "job_1", 1),
+            find_attempt(500, body, "job_1", 1),
             Lookup::Inconclusive { .. }
         ));
     }
@@ -697,17 +771,87 @@ mod tests {
             "metadata":{"mio_job_id":"job_1","mio_attempt":"1"},
             "last_payment_error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"no"}}]}"#;
         assert!(matches!(
-            find_in_list(200, body, "job_1", 1),
+            find_attempt(200, body, "job_1", 1),
             Lookup::Found(ChargeOutcome::Declined { soft: true, .. })
         ));
     }
 
     #[test]
-    fn the_list_path_names_the_customer() {
+    fn the_search_names_the_attempts_metadata_only() {
+        let path = search_attempt_path("job_1", 2);
+        let (base, query) = path.split_once('?').expect("a query");
+        assert_eq!(base, SEARCH_INTENTS_PATH);
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         assert_eq!(
-            list_intents_path("cus_1"),
-            "/v1/payment_intents?customer=cus_1&limit=100"
+            pairs[0],
+            (
+                "query".to_owned(),
+                "metadata['mio_job_id']:'job_1' AND metadata['mio_attempt']:'2'".to_owned()
+            )
         );
+    }
+
+    #[test]
+    fn the_request_names_card_as_its_only_payment_method_type() {
+        let body = request().form_body();
+        let types: Vec<String> = form_urlencoded::parse(body.as_bytes())
+            .filter(|(k, _)| k == "payment_method_types[]")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(types, vec!["card".to_owned()]);
+        assert!(!body.contains("automatic_payment_methods"));
+    }
+
+    #[test]
+    fn credentials_rate_limits_and_idempotency_errors_are_never_declines() {
+        assert!(matches!(
+            classify(
+                401,
+                r#"{"error":{"type":"invalid_request_error","message":"Invalid API Key"}}"#
+            ),
+            ChargeOutcome::Credentials { status: 401, .. }
+        ));
+        assert!(matches!(
+            classify(
+                403,
+                r#"{"error":{"type":"invalid_request_error","code":"account_invalid","message":"no access"}}"#
+            ),
+            ChargeOutcome::Credentials { status: 403, .. }
+        ));
+        assert!(matches!(
+            classify(429, "{}"),
+            ChargeOutcome::NotExecuted { .. }
+        ));
+        assert!(matches!(
+            classify(
+                400,
+                r#"{"error":{"type":"idempotency_error","message":"Keys for idempotent requests can only be used with the same parameters they were first used with."}}"#
+            ),
+            ChargeOutcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            classify(
+                409,
+                r#"{"error":{"type":"idempotency_error","code":"idempotency_key_in_use","message":"in use"}}"#
+            ),
+            ChargeOutcome::Unknown { .. }
+        ));
+    }
+
+    #[test]
+    fn a_canceled_or_processing_intent_reads_as_canceled_or_unknown() {
+        assert_eq!(
+            classify(200, r#"{"id":"pi_1","status":"canceled","amount":5}"#),
+            ChargeOutcome::Canceled {
+                payment_intent: "pi_1".into()
+            }
+        );
+        assert!(matches!(
+            classify(200, r#"{"id":"pi_1","status":"processing","amount":5}"#),
+            ChargeOutcome::Unknown { .. }
+        ));
     }
 
     proptest! {

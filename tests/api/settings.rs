@@ -168,7 +168,11 @@ async fn enabling_miopay_needs_a_stripe_account_id() {
         .await;
     assert_eq!(
         (status, body),
-        (200, json!({"enabled": false, "stripe_account_id": null}))
+        (
+            200,
+            json!({"enabled": false, "stripe_account_id": null, "ready": false,
+                   "reason": "MioPay is off"})
+        )
     );
 
     for bad in [
@@ -199,7 +203,7 @@ async fn enabling_miopay_needs_a_stripe_account_id() {
         (status, body),
         (
             200,
-            json!({"enabled": true, "stripe_account_id": "acct_1Abc234"})
+            json!({"enabled": true, "stripe_account_id": "acct_1Abc234", "ready": true})
         )
     );
     let (status, body) = app
@@ -214,7 +218,8 @@ async fn enabling_miopay_needs_a_stripe_account_id() {
         (status, body),
         (
             200,
-            json!({"enabled": false, "stripe_account_id": "acct_1Abc234"})
+            json!({"enabled": false, "stripe_account_id": "acct_1Abc234", "ready": false,
+                   "reason": "MioPay is off"})
         ),
         "turning it off keeps the account id"
     );

@@ -401,19 +401,36 @@ async fn stripe_failing_for_many_ticks_then_back_charges_once_and_shows_the_retr
     let biz = setup().await;
     let booking = biz.booking(2).await;
     biz.stripe.push_outcomes([
-        Outcome::RateLimit,
         Outcome::ServerErrorBeforeExecution,
         Outcome::RateLimit,
         Outcome::ServerErrorBeforeExecution,
+        Outcome::RateLimit,
     ]);
-    for _ in 0..4 {
+    let mut ticks = 0;
+    while biz.job(&booking).0 != "succeeded" {
+        ticks += 1;
+        assert!(ticks <= 12, "still not charged after {ticks} ticks");
         let summary = biz.tick().await;
-        assert_eq!(summary["unknown"], 1, "{summary}");
+        assert_eq!(summary["claimed"], 1, "{summary}");
+        assert!(
+            summary["unknown"] == 1 || summary["succeeded"] == 1,
+            "{summary}"
+        );
         biz.make_retry_due(&booking);
     }
-    let last = biz.tick().await;
-    assert_eq!(last["succeeded"], 1, "{last}");
+    assert_eq!(biz.stripe.pending_outcomes(), 0, "every failure was met");
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
+    let keys = biz.charge_keys();
+    assert!(
+        keys.iter().all(|k| k == &keys[0]),
+        "one attempt, one key: {keys:?}"
+    );
+    assert!(
+        !biz.stripe
+            .requests_to("GET", "/v1/payment_intents/search")
+            .is_empty(),
+        "looked up between resends"
+    );
     assert_eq!(biz.balance(&booking).await, 0);
     let statuses: Vec<String> = biz.activity(&booking).into_iter().map(|a| a.0).collect();
     assert!(
@@ -425,29 +442,72 @@ async fn stripe_failing_for_many_ticks_then_back_charges_once_and_shows_the_retr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_server_error_is_reconciled_by_lookup_and_charged_once_with_a_new_attempt() {
-    let biz = setup().await;
-    let booking = biz.booking(2).await;
-    // Stripe saves a 500 under the key and replays it for every retry with that key.
-    biz.stripe.push_outcome(Outcome::ServerError);
-    for _ in 0..8 {
-        biz.tick().await;
-        biz.make_retry_due(&booking);
-        if biz.job(&booking).0 == "succeeded" {
-            break;
+async fn a_lost_answer_whose_webhook_never_comes_is_never_charged_again_and_ends_in_check_stripe() {
+    for outcome in [Outcome::ChargeThenServerError, Outcome::ServerError] {
+        let biz = setup().await;
+        let booking = biz.booking(2).await;
+        // The answer is a saved 500 (replayed for the key), no webhook is delivered, and search
+        // lags behind for longer than the test runs.
+        biz.stripe.push_outcome(outcome.clone());
+        biz.stripe
+            .set_search_delay(std::time::Duration::from_secs(3600));
+        for _ in 0..6 {
+            let summary = biz.tick().await;
+            assert_eq!(summary["unknown"], 1, "{outcome:?}: {summary}");
+            biz.make_retry_due(&booking);
         }
+        let (status, attempts, _) = biz.job(&booking);
+        assert_eq!(status, "unknown", "{outcome:?}");
+        assert_eq!(attempts, 1, "{outcome:?}: no new attempt without proof");
+        assert!(
+            biz.charge_keys().iter().all(|k| k == &biz.charge_keys()[0]),
+            "{outcome:?}: every send reused the one key"
+        );
+        assert!(
+            biz.stripe.succeeded_charges().len() <= 1,
+            "{outcome:?}: never a second charge"
+        );
+        assert!(
+            !biz.stripe
+                .requests_to("GET", "/v1/payment_intents/search")
+                .is_empty(),
+            "{outcome:?}: looked up by the attempt's metadata"
+        );
+
+        // The window (72 hours) passes without proof.
+        let long_ago = now_millis() - 73 * 3600 * 1000;
+        biz.sql(
+            "UPDATE payment_attempts SET started_at = ?1 WHERE booking_id = ?2",
+            &[&long_ago.to_string(), &booking],
+        );
+        let posts_before = biz.charge_keys().len();
+        biz.tick().await;
+        assert_eq!(biz.job(&booking).0, "failed", "{outcome:?}");
+        assert_eq!(
+            biz.charge_keys().len(),
+            posts_before,
+            "{outcome:?}: nothing sent after the window"
+        );
+        let activity = biz.activity(&booking);
+        let (status, summary, details) = activity.last().expect("an entry");
+        assert_eq!(status, "failed");
+        assert!(
+            summary.contains("outcome unknown: check Stripe before charging again"),
+            "{summary}"
+        );
+        let key = details["idempotency_key"].as_str().expect("the key");
+        assert!(key.ends_with("-attempt-1"), "{key}");
+        let message = details["message"].as_str().expect("a message");
+        assert!(
+            message.contains("job_") && message.contains(key),
+            "{message}"
+        );
+        assert_eq!(
+            biz.tick().await["claimed"],
+            0,
+            "{outcome:?}: it stays failed"
+        );
     }
-    assert_eq!(biz.job(&booking).0, "succeeded");
-    assert_eq!(biz.stripe.succeeded_charges().len(), 1);
-    assert!(
-        !biz.stripe
-            .requests_to("GET", "/v1/payment_intents")
-            .is_empty(),
-        "looked up before giving the attempt up"
-    );
-    let (_, attempts, _) = biz.job(&booking);
-    assert_eq!(attempts, 2, "a new attempt after the lookup found nothing");
-    assert_eq!(biz.balance(&booking).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -740,5 +800,35 @@ async fn a_run_that_stops_on_unreadable_data_shows_in_activity_and_charges_nothi
     assert!(
         !details.to_string().to_lowercase().contains("sql"),
         "internal errors stay in the log: {details}"
+    );
+
+    // It does not loop for ever: once its lease expires it runs again, and the third stop
+    // fails the job for a person to look at.
+    for stop in 2..=3 {
+        biz.sql(
+            "UPDATE automation_jobs SET lease_until = 0 WHERE booking_id = ?1",
+            &[&booking],
+        );
+        let summary = biz.tick().await;
+        assert_eq!(summary["errors"], 1, "stop {stop}: {summary}");
+    }
+    assert_eq!(biz.job(&booking).0, "failed");
+    let activity = biz.activity(&booking);
+    let statuses: Vec<&str> = activity.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(statuses, ["retrying", "retrying", "failed"], "{activity:?}");
+    assert!(
+        activity[2].1.contains("stopped 3 times"),
+        "{}",
+        activity[2].1
+    );
+    assert!(biz.stripe.charges().is_empty(), "nothing was ever sent");
+    biz.sql(
+        "UPDATE automation_jobs SET lease_until = 0 WHERE booking_id = ?1",
+        &[&booking],
+    );
+    assert_eq!(
+        biz.tick().await["claimed"],
+        0,
+        "a failed job is not claimed"
     );
 }

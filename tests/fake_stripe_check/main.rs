@@ -1,11 +1,21 @@
 //! Drives the fake Stripe (`mio_tests::fake_stripe`) over real HTTP and checks that it speaks
 //! Stripe's wire format and does what the charging tests rely on.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use mio_tests::fake_stripe::{FakeStripe, Outcome};
 use reqwest::{Client, Response, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::net::TcpListener;
 
 const ACCT_A: &str = "acct_1TestBusinessA";
 const ACCT_B: &str = "acct_1TestBusinessB";
@@ -38,6 +48,9 @@ fn charge_form(job: &str) -> Vec<(String, String)> {
         ("metadata[booking_id]", "bkg_1"),
         ("metadata[job_id]", job),
         ("description", "Booking bkg_1"),
+        // Without it, API versions from 2023-08-16 on enable automatic payment methods, and a
+        // confirmation then needs a return_url.
+        ("payment_method_types[]", "card"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -835,4 +848,1169 @@ async fn every_answer_carries_a_distinct_request_id() {
     let recorded = fake.requests();
     assert_eq!(recorded.len(), 3);
     assert_eq!(recorded[2].request_id, ids[2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events and webhooks
+
+/// A form with `name` removed and `extra` added.
+fn form_with(
+    form: Vec<(String, String)>,
+    without: &[&str],
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    form.into_iter()
+        .filter(|(k, _)| !without.contains(&k.as_str()))
+        .chain(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .collect()
+}
+
+/// The events of `kind`, oldest first.
+fn events_of(fake: &FakeStripe, kind: &str) -> Vec<Value> {
+    fake.events()
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+fn event_types(fake: &FakeStripe) -> Vec<String> {
+    fake.events()
+        .iter()
+        .map(|e| e["type"].as_str().expect("type").to_owned())
+        .collect()
+}
+
+fn event_id(event: &Value) -> String {
+    event["id"].as_str().expect("event id").to_owned()
+}
+
+/// One webhook POST as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Delivered {
+    method: String,
+    headers: BTreeMap<String, String>,
+    body: Bytes,
+}
+
+impl Delivered {
+    fn event_id(&self) -> String {
+        let event: Value = serde_json::from_slice(&self.body).expect("JSON event");
+        event_id(&event)
+    }
+}
+
+/// A webhook endpoint: records what it receives and answers the scripted statuses (then 200).
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Delivered>>>,
+    statuses: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("receiver binds");
+        let url = format!(
+            "http://{}/webhooks/stripe",
+            listener.local_addr().expect("address")
+        );
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(VecDeque::new()));
+        let (rec, st) = (Arc::clone(&received), Arc::clone(&statuses));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (rec, st) = (Arc::clone(&rec), Arc::clone(&st));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (rec, st) = (Arc::clone(&rec), Arc::clone(&st));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = match body.collect().await {
+                                Ok(collected) => collected.to_bytes(),
+                                Err(_) => Bytes::new(),
+                            };
+                            let headers = parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.as_str().to_owned(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect();
+                            rec.lock().expect("receiver lock").push(Delivered {
+                                method: parts.method.as_str().to_owned(),
+                                headers,
+                                body,
+                            });
+                            let status = st.lock().expect("receiver lock").pop_front();
+                            let mut response =
+                                hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+                            *response.status_mut() =
+                                hyper::StatusCode::from_u16(status.unwrap_or(200))
+                                    .expect("a valid status");
+                            response.headers_mut().insert(
+                                "location",
+                                hyper::header::HeaderValue::from_static("/elsewhere"),
+                            );
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            url,
+            received,
+            statuses,
+        }
+    }
+
+    fn answer(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.statuses
+            .lock()
+            .expect("receiver lock")
+            .extend(statuses);
+    }
+
+    fn received(&self) -> Vec<Delivered> {
+        self.received.lock().expect("receiver lock").clone()
+    }
+}
+
+/// The receiving side of Stripe's signature scheme, written independently of the fake: parse
+/// `t=…,v1=…`, recompute HMAC-SHA256 over `"{t}.{payload}"` with the `whsec_…` string as key, and
+/// accept timestamps within Stripe's default 5-minute tolerance.
+fn verify_signature(secret: &str, header: &str, payload: &[u8]) -> bool {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.push(v.to_owned()),
+            _ => {}
+        }
+    }
+    let Some(timestamp) = timestamp else {
+        return false;
+    };
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits");
+    if (now - timestamp).abs() > 300 {
+        return false;
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    signatures.contains(&expected)
+}
+
+#[tokio::test]
+async fn each_fake_has_its_own_whsec_webhook_signing_secret() {
+    let (a, b) = (FakeStripe::start().await, FakeStripe::start().await);
+    for fake in [&a, &b] {
+        let rest = fake
+            .webhook_secret()
+            .strip_prefix("whsec_")
+            .expect("whsec_ prefix");
+        assert!(rest.len() >= 24, "{rest}");
+        assert!(rest.bytes().all(|c| c.is_ascii_alphanumeric()), "{rest}");
+    }
+    assert_ne!(a.webhook_secret(), b.webhook_secret());
+}
+
+#[test]
+fn the_signature_header_is_t_and_v1_hex_hmac_sha256_of_timestamp_dot_payload() {
+    // Computed independently: HMAC-SHA256(key = "whsec_test_secret",
+    // message = "1700000000.{\"id\": \"evt_1\"}"), hex.
+    assert_eq!(
+        FakeStripe::signature_header("whsec_test_secret", 1_700_000_000, r#"{"id": "evt_1"}"#),
+        "t=1700000000,v1=33aa1568c6627d0d2d42556693c208077ca8f8b437ac8d9d6ebb6c2c650033eb"
+    );
+    let other_payload =
+        FakeStripe::signature_header("whsec_test_secret", 1_700_000_000, r#"{"id": "evt_2"}"#);
+    assert!(
+        !other_payload
+            .ends_with("33aa1568c6627d0d2d42556693c208077ca8f8b437ac8d9d6ebb6c2c650033eb")
+    );
+}
+
+#[tokio::test]
+async fn a_successful_charge_records_created_then_succeeded_then_charge_succeeded_events() {
+    let fake = fake().await;
+    let res = create(&fake, &charge_form("job_1"), Some("job_1:1"))
+        .await
+        .expect("answered");
+    let request_id = header(&res, "request-id").expect("request id");
+    let (status, pi) = json(res).await;
+    assert_eq!(status, 200);
+
+    assert_eq!(
+        event_types(&fake),
+        [
+            "payment_intent.created",
+            "payment_intent.succeeded",
+            "charge.succeeded"
+        ]
+    );
+    let events = fake.events();
+    for event in &events {
+        assert!(
+            event["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("evt_"))
+        );
+        assert_eq!(event["object"], "event");
+        assert_eq!(
+            event["account"], ACCT_A,
+            "a Connect event names its account"
+        );
+        assert_eq!(event["api_version"], "2024-06-20");
+        assert!(event["created"].as_i64().is_some_and(|t| t > 1_600_000_000));
+        assert_eq!(event["livemode"], false);
+        assert_eq!(event["pending_webhooks"], 1);
+        assert_eq!(event["request"]["id"], request_id.as_str());
+        assert_eq!(event["request"]["idempotency_key"], "job_1:1");
+    }
+    let ids: Vec<String> = events.iter().map(event_id).collect();
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
+
+    let created = &events[0]["data"]["object"];
+    assert_eq!(created["id"], pi["id"]);
+    assert_eq!(created["object"], "payment_intent");
+    assert_eq!(
+        created["status"], "requires_confirmation",
+        "the object as created, before confirmation"
+    );
+    assert_eq!(created["amount_received"], 0);
+    assert_eq!(
+        events[1]["data"]["object"], pi,
+        "payment_intent.succeeded carries the PaymentIntent exactly as the API answered it"
+    );
+
+    let charge = &events[2]["data"]["object"];
+    assert_eq!(charge["id"], pi["latest_charge"]);
+    assert!(
+        charge["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ch_"))
+    );
+    assert_eq!(charge["object"], "charge");
+    assert_eq!(charge["amount"], 12500);
+    assert_eq!(charge["currency"], "usd");
+    assert_eq!(charge["payment_intent"], pi["id"]);
+    assert_eq!(charge["status"], "succeeded");
+    assert_eq!(charge["paid"], true);
+    assert_eq!(charge["captured"], true);
+    assert_eq!(charge["metadata"]["job_id"], "job_1");
+
+    for id in &ids {
+        let payload = fake.event_payload(id).expect("payload");
+        let parsed: Value = serde_json::from_str(&payload).expect("the payload is JSON");
+        assert_eq!(&event_id(&parsed), id);
+    }
+    assert_eq!(fake.event_payload("evt_unknown"), None);
+}
+
+#[tokio::test]
+async fn a_decline_records_payment_failed_with_the_intent_exactly_as_embedded_in_the_402() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::decline("insufficient_funds"));
+    let (status, body) = json(
+        create(&fake, &charge_form("job_1"), Some("k"))
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 402);
+    assert_eq!(
+        event_types(&fake),
+        [
+            "payment_intent.created",
+            "payment_intent.payment_failed",
+            "charge.failed"
+        ]
+    );
+    let failed = &events_of(&fake, "payment_intent.payment_failed")[0];
+    assert_eq!(failed["data"]["object"], body["error"]["payment_intent"]);
+    assert_eq!(
+        failed["data"]["object"]["status"],
+        "requires_payment_method"
+    );
+    assert_eq!(
+        failed["data"]["object"]["last_payment_error"]["decline_code"],
+        "insufficient_funds"
+    );
+    let charge = &events_of(&fake, "charge.failed")[0]["data"]["object"];
+    assert_eq!(charge["id"], body["error"]["charge"]);
+    assert_eq!(charge["status"], "failed");
+    assert_eq!(charge["paid"], false);
+    assert_eq!(charge["failure_code"], "card_declined");
+    assert!(events_of(&fake, "payment_intent.succeeded").is_empty());
+}
+
+#[tokio::test]
+async fn authentication_failures_record_payment_failed_off_session_and_requires_action_on_session()
+{
+    let fake = fake().await;
+    fake.push_outcome(Outcome::RequireAuthentication);
+    let (status, body) = json(
+        create(&fake, &charge_form("job_1"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 402);
+    let failed = events_of(&fake, "payment_intent.payment_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["data"]["object"], body["error"]["payment_intent"]);
+    assert_eq!(
+        failed[0]["data"]["object"]["last_payment_error"]["code"],
+        "authentication_required"
+    );
+    assert_eq!(failed[0]["request"]["idempotency_key"], Value::Null);
+
+    fake.push_outcome(Outcome::RequireAuthentication);
+    let on_session = form_with(charge_form("job_2"), &["off_session"], &[]);
+    let (status, pi) = json(create(&fake, &on_session, None).await.expect("answered")).await;
+    assert_eq!(status, 200);
+    let action = events_of(&fake, "payment_intent.requires_action");
+    assert_eq!(action.len(), 1);
+    assert_eq!(action[0]["data"]["object"], pi);
+    assert_eq!(action[0]["data"]["object"]["status"], "requires_action");
+    assert_eq!(events_of(&fake, "payment_intent.created").len(), 2);
+}
+
+#[tokio::test]
+async fn manual_capture_records_amount_capturable_updated_and_an_uncaptured_charge() {
+    let fake = fake().await;
+    let form = form_with(charge_form("job_1"), &[], &[("capture_method", "manual")]);
+    let (status, pi) = json(create(&fake, &form, None).await.expect("answered")).await;
+    assert_eq!(status, 200);
+    assert_eq!(pi["status"], "requires_capture");
+    assert_eq!(
+        event_types(&fake),
+        [
+            "payment_intent.created",
+            "payment_intent.amount_capturable_updated",
+            "charge.succeeded"
+        ]
+    );
+    let charge = &events_of(&fake, "charge.succeeded")[0]["data"]["object"];
+    assert_eq!(charge["captured"], false);
+    assert_eq!(charge["amount_captured"], 0);
+    assert_eq!(charge["paid"], true);
+}
+
+#[tokio::test]
+async fn replays_refusals_and_a_500_that_created_nothing_record_no_events() {
+    let fake = fake().await;
+    let form = charge_form("job_1");
+    create(&fake, &form, Some("k")).await.expect("answered");
+    assert_eq!(fake.events().len(), 3);
+
+    let res = create(&fake, &form, Some("k")).await.expect("answered");
+    assert_eq!(header(&res, "idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(fake.events().len(), 3, "a replay executes nothing");
+
+    let bad = form_with(form.clone(), &["amount"], &[]);
+    let (status, _) = json(create(&fake, &bad, Some("k2")).await.expect("answered")).await;
+    assert_eq!(status, 400);
+    fake.push_outcome(Outcome::ServerError);
+    let (status, _) = json(create(&fake, &form, Some("k3")).await.expect("answered")).await;
+    assert_eq!(status, 500);
+    fake.push_outcome(Outcome::RateLimit);
+    let (status, _) = json(create(&fake, &form, Some("k4")).await.expect("answered")).await;
+    assert_eq!(status, 429);
+    assert_eq!(fake.events().len(), 3);
+}
+
+#[tokio::test]
+async fn platform_events_have_no_account_and_carry_the_requests_stripe_version() {
+    let fake = fake().await;
+    fake.add_payment_method(None, "cus_P", "pm_P", "visa", "4242", 1, 2035);
+    let form = form_with(
+        charge_form("job_1"),
+        &["customer", "payment_method"],
+        &[("customer", "cus_P"), ("payment_method", "pm_P")],
+    );
+    let res = client()
+        .post(format!("{}/v1/payment_intents", fake.url()))
+        .bearer_auth(fake.secret_key())
+        .header("Stripe-Version", "2025-03-31.basil")
+        .form(&form)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        header(&res, "stripe-version").as_deref(),
+        Some("2025-03-31.basil")
+    );
+    assert_eq!(res.status(), 200);
+    let events = fake.events();
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        assert!(
+            event.get("account").is_none(),
+            "a platform event has no account field: {event}"
+        );
+        assert_eq!(event["api_version"], "2025-03-31.basil");
+    }
+}
+
+#[tokio::test]
+async fn deliver_posts_the_payload_with_stripes_headers_and_a_signature_that_verifies() {
+    let fake = fake().await;
+    let receiver = Receiver::start().await;
+    fake.set_webhook_url(&receiver.url);
+    create(&fake, &charge_form("job_1"), None)
+        .await
+        .expect("answered");
+    let succeeded = event_id(&events_of(&fake, "payment_intent.succeeded")[0]);
+
+    assert_eq!(fake.deliver(&succeeded).await, 200);
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    let got = &received[0];
+    assert_eq!(got.method, "POST");
+    assert_eq!(
+        got.headers.get("content-type").map(String::as_str),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(
+        got.headers.get("user-agent").map(String::as_str),
+        Some("Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+    );
+    let payload = fake.event_payload(&succeeded).expect("payload");
+    assert_eq!(got.body, payload.as_bytes());
+    let signature = got.headers.get("stripe-signature").expect("signed");
+    assert!(signature.starts_with("t="), "{signature}");
+    assert!(verify_signature(
+        fake.webhook_secret(),
+        signature,
+        &got.body
+    ));
+    assert!(
+        !verify_signature("whsec_someone_else", signature, &got.body),
+        "the signature depends on the secret"
+    );
+    let mut tampered = got.body.to_vec();
+    tampered.push(b' ');
+    assert!(!verify_signature(
+        fake.webhook_secret(),
+        signature,
+        &tampered
+    ));
+    let event: Value = serde_json::from_slice(&got.body).expect("JSON");
+    assert_eq!(event["type"], "payment_intent.succeeded");
+    assert_eq!(fake.deliveries(), [(succeeded, 200)]);
+}
+
+#[tokio::test]
+async fn every_delivery_of_an_event_sends_the_same_bytes_in_any_order_any_number_of_times() {
+    let fake = fake().await;
+    let receiver = Receiver::start().await;
+    fake.set_webhook_url(&receiver.url);
+    create(&fake, &charge_form("job_1"), None)
+        .await
+        .expect("answered");
+    let ids: Vec<String> = fake.events().iter().map(event_id).collect();
+
+    // Newest first, then the first one twice: a duplicate and a reordering.
+    for id in [&ids[2], &ids[0], &ids[0], &ids[1]] {
+        assert_eq!(fake.deliver(id).await, 200);
+    }
+    let received = receiver.received();
+    let order: Vec<String> = received.iter().map(Delivered::event_id).collect();
+    assert_eq!(
+        order,
+        [
+            ids[2].clone(),
+            ids[0].clone(),
+            ids[0].clone(),
+            ids[1].clone()
+        ]
+    );
+    assert_eq!(
+        received[1].body, received[2].body,
+        "a resend is byte-identical"
+    );
+    for got in &received {
+        let signature = got.headers.get("stripe-signature").expect("signed");
+        assert!(verify_signature(
+            fake.webhook_secret(),
+            signature,
+            &got.body
+        ));
+    }
+    assert_eq!(fake.deliveries().len(), 4);
+    assert!(
+        fake.deliver_pending().await.is_empty(),
+        "everything was answered 2xx already"
+    );
+}
+
+#[tokio::test]
+async fn deliver_pending_sends_oldest_first_and_retries_only_what_did_not_get_a_2xx() {
+    let fake = fake().await;
+    let receiver = Receiver::start().await;
+    fake.set_webhook_url(&receiver.url);
+    create(&fake, &charge_form("job_1"), None)
+        .await
+        .expect("answered");
+    let ids: Vec<String> = fake.events().iter().map(event_id).collect();
+
+    receiver.answer([200, 500, 200]);
+    let first = fake.deliver_pending().await;
+    assert_eq!(
+        first,
+        [
+            (ids[0].clone(), 200),
+            (ids[1].clone(), 500),
+            (ids[2].clone(), 200)
+        ]
+    );
+    let second = fake.deliver_pending().await;
+    assert_eq!(second, [(ids[1].clone(), 200)], "only the failed one again");
+    assert!(fake.deliver_pending().await.is_empty());
+    assert_eq!(fake.deliveries().len(), 4);
+
+    // Events recorded later are pending in turn.
+    fake.push_outcome(Outcome::decline("generic_decline"));
+    create(&fake, &charge_form("job_2"), None)
+        .await
+        .expect("answered");
+    let third: Vec<String> = fake
+        .deliver_pending()
+        .await
+        .into_iter()
+        .map(|(id, status)| {
+            assert_eq!(status, 200);
+            id
+        })
+        .collect();
+    assert_eq!(third.len(), 3);
+    assert_eq!(
+        third,
+        fake.events()[3..].iter().map(event_id).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_does_not_count_as_received() {
+    let fake = fake().await;
+    let receiver = Receiver::start().await;
+    fake.set_webhook_url(&receiver.url);
+    create(&fake, &charge_form("job_1"), None)
+        .await
+        .expect("answered");
+    let first = event_id(&fake.events()[0]);
+    receiver.answer([302]);
+    assert_eq!(fake.deliver(&first).await, 302);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the Location was not followed"
+    );
+    let pending = fake.deliver_pending().await;
+    assert_eq!(
+        pending.len(),
+        3,
+        "the 302'd event is still pending: {pending:?}"
+    );
+    assert_eq!(pending[0], (first, 200));
+}
+
+#[tokio::test]
+#[should_panic(expected = "no webhook URL")]
+async fn deliver_without_a_webhook_url_panics_with_a_clear_message() {
+    let fake = fake().await;
+    create(&fake, &charge_form("job_1"), None)
+        .await
+        .expect("answered");
+    let id = event_id(&fake.events()[0]);
+    fake.deliver(&id).await;
+}
+
+#[tokio::test]
+async fn cancel_intent_cancels_an_intent_awaiting_action_and_records_payment_intent_canceled() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::RequireAuthentication);
+    let on_session = form_with(charge_form("job_1"), &["off_session"], &[]);
+    let (_, pi) = json(create(&fake, &on_session, None).await.expect("answered")).await;
+    let id = pi["id"].as_str().expect("id");
+
+    fake.cancel_intent(id);
+    let (status, now) = get(&fake, Some(ACCT_A), &format!("/v1/payment_intents/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(now["status"], "canceled");
+    assert_eq!(now["cancellation_reason"], "abandoned");
+    assert!(
+        now["canceled_at"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000)
+    );
+    assert_eq!(now["next_action"], Value::Null);
+    assert_eq!(fake.charges()[0].status, "canceled");
+
+    let canceled = events_of(&fake, "payment_intent.canceled");
+    assert_eq!(canceled.len(), 1);
+    assert_eq!(canceled[0]["data"]["object"], now);
+    assert_eq!(canceled[0]["account"], ACCT_A);
+    assert_eq!(
+        canceled[0]["request"],
+        json!({"id": null, "idempotency_key": null}),
+        "no API request caused it"
+    );
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "You cannot cancel this PaymentIntent because it has a status of succeeded"
+)]
+async fn cancel_intent_refuses_a_succeeded_intent_as_stripe_does() {
+    let fake = fake().await;
+    let (_, pi) = json(
+        create(&fake, &charge_form("job_1"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    fake.cancel_intent(pi["id"].as_str().expect("id"));
+}
+
+#[tokio::test]
+#[should_panic(expected = "No such payment_intent: 'pi_nope'")]
+async fn cancel_intent_panics_on_an_unknown_id() {
+    let fake = fake().await;
+    fake.cancel_intent("pi_nope");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Automatic payment methods and return_url
+
+const RETURN_URL_MESSAGE: &str = "This PaymentIntent is configured to accept payment methods \
+    enabled in your Dashboard. Because some of these payment methods might redirect your \
+    customer off of your page, you must provide a `return_url`.";
+
+/// `POST /v1/payment_intents` on account A with `Stripe-Version: version` (none: no header).
+async fn create_versioned(
+    fake: &FakeStripe,
+    version: Option<&str>,
+    form: &[(String, String)],
+    key: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = client()
+        .post(format!("{}/v1/payment_intents", fake.url()))
+        .bearer_auth(fake.secret_key())
+        .header("Stripe-Account", ACCT_A)
+        .form(form);
+    if let Some(version) = version {
+        req = req.header("Stripe-Version", version);
+    }
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    json(req.send().await.expect("answered")).await
+}
+
+/// The booking charge without `payment_method_types`.
+fn charge_form_without_types(job: &str) -> Vec<(String, String)> {
+    form_with(charge_form(job), &["payment_method_types[]"], &[])
+}
+
+#[tokio::test]
+async fn confirming_without_payment_method_types_on_2023_08_16_or_later_needs_a_return_url() {
+    let fake = fake().await;
+    let form = charge_form_without_types("job_1");
+    for version in [
+        None,
+        Some("2023-08-16"),
+        Some("2024-06-20"),
+        Some("2025-03-31.basil"),
+    ] {
+        let (status, body) = create_versioned(&fake, version, &form, Some("k")).await;
+        assert_eq!(status, 400, "{version:?}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "return_url");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(message.starts_with(RETURN_URL_MESSAGE), "{message}");
+        assert!(
+            message.contains("`automatic_payment_methods[allow_redirects]` to `never`"),
+            "{message}"
+        );
+    }
+    assert!(fake.charges().is_empty(), "nothing was created");
+    assert!(fake.events().is_empty());
+
+    // Nothing was saved under the key: the same key with fixed parameters executes.
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert!(header(&res, "idempotent-replayed").is_none());
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn before_2023_08_16_no_payment_method_types_still_means_card_only() {
+    let fake = fake().await;
+    let form = charge_form_without_types("job_1");
+    for version in ["2023-08-15", "2022-11-15"] {
+        let (status, pi) = create_versioned(&fake, Some(version), &form, None).await;
+        assert_eq!(status, 200, "{version}: {pi}");
+        assert_eq!(pi["status"], "succeeded");
+        assert_eq!(pi["payment_method_types"], json!(["card"]));
+        assert_eq!(pi["automatic_payment_methods"], Value::Null);
+        assert_eq!(pi["payment_method_configuration_details"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn explicit_card_payment_method_types_confirm_without_a_return_url_on_any_version() {
+    let fake = fake().await;
+    let (status, pi) = create_versioned(&fake, None, &charge_form("job_1"), None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["payment_method_types"], json!(["card"]));
+    assert_eq!(pi["automatic_payment_methods"], Value::Null);
+}
+
+#[tokio::test]
+async fn without_confirm_the_default_automatic_payment_methods_are_reported_and_need_no_return_url()
+{
+    let fake = fake().await;
+    let form = form_with(
+        charge_form_without_types("job_1"),
+        &["confirm", "off_session"],
+        &[],
+    );
+    let (status, pi) = create_versioned(&fake, None, &form, None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["status"], "requires_confirmation");
+    assert_eq!(
+        pi["automatic_payment_methods"],
+        json!({"enabled": true, "allow_redirects": "always"})
+    );
+    assert_eq!(pi["payment_method_types"], json!(["card"]));
+    assert!(
+        pi["payment_method_configuration_details"]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pmc_"))
+    );
+}
+
+#[tokio::test]
+async fn allow_redirects_never_confirms_without_a_return_url() {
+    let fake = fake().await;
+    let form = form_with(
+        charge_form_without_types("job_1"),
+        &[],
+        &[
+            ("automatic_payment_methods[enabled]", "true"),
+            ("automatic_payment_methods[allow_redirects]", "never"),
+        ],
+    );
+    let (status, pi) = create_versioned(&fake, None, &form, None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["status"], "succeeded");
+    assert_eq!(
+        pi["automatic_payment_methods"],
+        json!({"enabled": true, "allow_redirects": "never"})
+    );
+
+    // Explicitly enabled with redirects allowed (the default): a return_url is needed again.
+    let form = form_with(
+        charge_form_without_types("job_2"),
+        &[],
+        &[("automatic_payment_methods[enabled]", "true")],
+    );
+    let (status, body) = create_versioned(&fake, None, &form, None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "return_url");
+}
+
+#[tokio::test]
+async fn a_return_url_satisfies_redirecting_payment_methods_and_3ds_then_redirects_to_it() {
+    let fake = fake().await;
+    let form = form_with(
+        charge_form_without_types("job_1"),
+        &[],
+        &[("return_url", "https://mio.example/return")],
+    );
+    let (status, pi) = create_versioned(&fake, None, &form, None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["status"], "succeeded");
+    assert_eq!(pi["automatic_payment_methods"]["allow_redirects"], "always");
+
+    fake.push_outcome(Outcome::RequireAuthentication);
+    let on_session = form_with(
+        charge_form_without_types("job_2"),
+        &["off_session"],
+        &[("return_url", "https://mio.example/return")],
+    );
+    let (status, pi) = create_versioned(&fake, None, &on_session, None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["status"], "requires_action");
+    assert_eq!(pi["next_action"]["type"], "redirect_to_url");
+    assert_eq!(
+        pi["next_action"]["redirect_to_url"]["return_url"],
+        "https://mio.example/return"
+    );
+    assert!(
+        pi["next_action"]["redirect_to_url"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://"))
+    );
+}
+
+#[tokio::test]
+async fn conflicting_or_malformed_payment_method_parameters_are_refused_like_stripe() {
+    let fake = fake().await;
+    // (form, the `param` Stripe names, a part of its message)
+    type Case<'a> = (Vec<(String, String)>, Option<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            form_with(
+                charge_form("job_1"),
+                &[],
+                &[("automatic_payment_methods[enabled]", "true")],
+            ),
+            None,
+            "You may only specify one of these parameters: automatic_payment_methods, \
+             payment_method_types.",
+        ),
+        (
+            form_with(
+                charge_form("job_1"),
+                &["confirm", "off_session"],
+                &[("return_url", "https://mio.example/return")],
+            ),
+            Some("return_url"),
+            "return_url can only be passed when confirm=true",
+        ),
+        (
+            form_with(
+                charge_form_without_types("job_1"),
+                &[],
+                &[("return_url", "not a url")],
+            ),
+            Some("return_url"),
+            "Not a valid URL",
+        ),
+        (
+            form_with(
+                charge_form_without_types("job_1"),
+                &[],
+                &[("automatic_payment_methods[allow_redirects]", "never")],
+            ),
+            Some("automatic_payment_methods[enabled]"),
+            "Missing required param",
+        ),
+        (
+            form_with(
+                charge_form_without_types("job_1"),
+                &[],
+                &[
+                    ("automatic_payment_methods[enabled]", "false"),
+                    ("automatic_payment_methods[allow_redirects]", "never"),
+                ],
+            ),
+            Some("automatic_payment_methods[allow_redirects]"),
+            "can only be set when",
+        ),
+        (
+            form_with(
+                charge_form_without_types("job_1"),
+                &[],
+                &[
+                    ("automatic_payment_methods[enabled]", "true"),
+                    ("automatic_payment_methods[allow_redirects]", "sometimes"),
+                ],
+            ),
+            Some("automatic_payment_methods[allow_redirects]"),
+            "must be one of always or never",
+        ),
+        (
+            form_with(
+                charge_form_without_types("job_1"),
+                &[],
+                &[("automatic_payment_methods[enabled]", "yes")],
+            ),
+            Some("automatic_payment_methods[enabled]"),
+            "Invalid boolean",
+        ),
+    ];
+    for (form, param, message) in cases {
+        let (status, body) = create_versioned(&fake, None, &form, None).await;
+        assert_eq!(status, 400, "{message}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"].as_str(), param, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{body}"
+        );
+    }
+    assert!(fake.charges().is_empty());
+
+    // Disabled automatic payment methods fall back to cards and confirm without a return_url.
+    let form = form_with(
+        charge_form_without_types("job_2"),
+        &[],
+        &[("automatic_payment_methods[enabled]", "false")],
+    );
+    let (status, pi) = create_versioned(&fake, None, &form, None).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["automatic_payment_methods"], Value::Null);
+    assert_eq!(pi["payment_method_types"], json!(["card"]));
+}
+
+#[tokio::test]
+async fn a_malformed_stripe_version_is_refused_and_runs_nothing() {
+    let fake = fake().await;
+    for version in ["latest", "2024-6-20", "2024-06-20."] {
+        let (status, body) =
+            create_versioned(&fake, Some(version), &charge_form("job_1"), Some("k")).await;
+        assert_eq!(status, 400, "{version}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+    assert!(fake.charges().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credential failures
+
+#[tokio::test]
+async fn a_revoked_secret_key_gets_401_invalid_api_key_before_anything_runs() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::decline("insufficient_funds"));
+    fake.revoke_secret_key();
+
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert!(header(&res, "idempotent-replayed").is_none());
+    let (status, body) = json(res).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Invalid API Key provided: sk_test_"),
+        "{message}"
+    );
+    assert!(message.contains("****"), "{message}");
+    assert!(
+        !message.contains(fake.secret_key()),
+        "the key is redacted: {message}"
+    );
+    let (status, _) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(status, 401, "GETs too");
+    assert_eq!(fake.pending_outcomes(), 1, "no scripted outcome was used");
+    assert!(fake.charges().is_empty());
+    assert!(fake.events().is_empty());
+
+    fake.restore_secret_key();
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert!(
+        header(&res, "idempotent-replayed").is_none(),
+        "the 401 was not saved under the key"
+    );
+    assert_eq!(res.status(), 402, "the scripted decline is still next");
+}
+
+#[tokio::test]
+async fn a_revoked_connected_account_gets_403_account_invalid_and_other_accounts_still_work() {
+    let fake = fake().await;
+    fake.revoke_account(ACCT_A);
+
+    let (status, body) = json(
+        create(&fake, &charge_form("job_1"), Some("k"))
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["code"], "account_invalid");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("The provided key 'sk_test_"),
+        "{message}"
+    );
+    assert!(!message.contains(fake.secret_key()), "redacted: {message}");
+    assert!(
+        message.ends_with(&format!(
+            "' does not have access to account '{ACCT_A}' (or that account does not exist). \
+             Application access may have been revoked."
+        )),
+        "{message}"
+    );
+    let (status, _) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(status, 403);
+    let (status, _) = get(&fake, Some(ACCT_B), "/v1/payment_methods/pm_B").await;
+    assert_eq!(status, 200, "another account is not affected");
+    assert!(fake.charges().is_empty());
+    assert!(fake.events().is_empty());
+
+    fake.restore_account(ACCT_A);
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert!(
+        header(&res, "idempotent-replayed").is_none(),
+        "nothing was saved"
+    );
+    assert_eq!(res.status(), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow and indeterminate answers
+
+#[tokio::test]
+async fn charge_then_trickle_sends_200_and_headers_then_the_body_one_byte_per_interval() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::ChargeThenTrickle(Duration::from_millis(100)));
+    // No overall timeout: the headers arrive, the body never ends.
+    let started = Instant::now();
+    let mut res = create_on(
+        &fake,
+        &Client::new(),
+        ACCT_A,
+        &charge_form("job_1"),
+        Some("k"),
+    )
+    .await
+    .expect("headers arrive");
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "idempotency-key").as_deref(), Some("k"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        fake.succeeded_charges().len(),
+        1,
+        "charged before answering"
+    );
+
+    let mut body = Vec::new();
+    for _ in 0..5 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+            .await
+            .expect("a byte within the interval")
+            .expect("the stream is healthy")
+            .expect("the body has not ended");
+        assert_eq!(chunk.len(), 1, "one byte at a time");
+        body.extend_from_slice(&chunk);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "five bytes take four intervals"
+    );
+    assert_eq!(body, b"{\n  \"");
+    drop(res);
+
+    // The result was saved under the key: the retry replays the whole JSON at once.
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert_eq!(header(&res, "idempotent-replayed").as_deref(), Some("true"));
+    let (status, pi) = json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(pi["id"].as_str(), Some(fake.charges()[0].id.as_str()));
+    assert_eq!(fake.charges().len(), 1);
+    assert_eq!(
+        fake.requests_to("POST", "/v1/payment_intents")[0].status,
+        Some(200)
+    );
+}
+
+#[tokio::test]
+async fn a_client_with_a_timeout_gives_up_on_a_trickling_answer_although_it_was_charged() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::ChargeThenTrickle(Duration::from_millis(50)));
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(600))
+        .build()
+        .expect("client");
+    let res = create_on(&fake, &impatient, ACCT_A, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("headers arrive in time");
+    let err = res.bytes().await.expect_err("the body never ends");
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(fake.succeeded_charges().len(), 1);
+    let (status, _) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(status, 200, "the fake still serves other requests");
+}
+
+#[tokio::test]
+async fn charge_then_server_error_charges_but_answers_and_replays_a_saved_500() {
+    let fake = fake().await;
+    fake.push_outcome(Outcome::ChargeThenServerError);
+    let form = charge_form("job_1");
+    let res = create(&fake, &form, Some("k")).await.expect("answered");
+    let request_id = header(&res, "request-id").expect("request id");
+    let (status, first) = json(res).await;
+    assert_eq!(status, 500);
+    assert_eq!(first["error"]["type"], "api_error");
+
+    let charges = fake.succeeded_charges();
+    assert_eq!(charges.len(), 1, "the charge went through");
+    assert_eq!(charges[0].idempotency_key.as_deref(), Some("k"));
+    assert_eq!(
+        event_types(&fake),
+        [
+            "payment_intent.created",
+            "payment_intent.succeeded",
+            "charge.succeeded"
+        ]
+    );
+    assert_eq!(
+        fake.events()[1]["request"]["id"],
+        request_id.as_str(),
+        "the webhook names the request that got the 500"
+    );
+
+    let res = create(&fake, &form, Some("k")).await.expect("answered");
+    assert_eq!(header(&res, "idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(
+        header(&res, "original-request").as_deref(),
+        Some(request_id.as_str())
+    );
+    let (status, second) = json(res).await;
+    assert_eq!(status, 500, "the saved 500 is replayed, not the success");
+    assert_eq!(second, first);
+    assert_eq!(fake.charges().len(), 1);
+    assert_eq!(fake.events().len(), 3, "the replay recorded nothing");
+
+    let (status, pi) = get(
+        &fake,
+        Some(ACCT_A),
+        &format!("/v1/payment_intents/{}", charges[0].id),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(pi["status"], "succeeded", "looking it up tells the truth");
 }

@@ -29,11 +29,16 @@ pub const CLAIM_CANDIDATES: &str = "\
          ORDER BY lease_until LIMIT ?2)";
 
 // ?1 now (ms), ?2 batch, ?3 lease owner, ?4 lease until (ms), ?5 now (RFC 3339). A new attempt
-// starts only from `scheduled` or `retrying`; an `unknown` job or an expired lease re-runs the
-// same attempt (same idempotency key).
+// starts only from `scheduled`, or from `retrying` when the current attempt is settled (a job
+// waits as `retrying` with its attempt open when Stripe turned the request away unexecuted, and
+// then sends that same attempt again); an `unknown` job or an expired lease re-runs the same
+// attempt (same idempotency key). So no new attempt ever starts while one is open.
 const CLAIM: &str = "UPDATE automation_jobs SET status = 'running', lease_owner = ?3, \
      lease_until = ?4, \
-     attempts = CASE WHEN status IN ('scheduled', 'retrying') THEN attempts + 1 ELSE attempts END, \
+     attempts = CASE WHEN status = 'scheduled' OR (status = 'retrying' AND NOT EXISTS ( \
+         SELECT 1 FROM payment_attempts p WHERE p.job_id = automation_jobs.id \
+         AND p.attempt = automation_jobs.attempts AND p.outcome IS NULL)) \
+         THEN attempts + 1 ELSE attempts END, \
      updated_at = ?5 \
      WHERE id IN (SELECT id FROM ({candidates}) LIMIT ?2) AND automation = 'payment' AND ( \
          (status = 'scheduled' AND due_at <= ?1) \

@@ -19,6 +19,7 @@ pub mod error;
 pub mod jobs;
 pub mod migrations;
 pub mod overrides;
+pub mod payments;
 pub mod request;
 pub mod response;
 pub use mio_shared::rules_body;

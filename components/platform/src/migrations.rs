@@ -273,6 +273,45 @@ const CREATE_OVERRIDE_UPDATE_HISTORY: &str = "CREATE TRIGGER IF NOT EXISTS \
      OLD.timing_json, NEW.timing_json, NEW.updated_at, NEW.updated_by); \
      END";
 
+// Version 5: exactly-once charging with Stripe's webhooks (issue #7).
+// The exact request each attempt sent: every resend is this copy, byte for byte, and lookups use
+// its Stripe account. `tries` counts sends and lookups that ended without a known outcome;
+// `maybe_executed` is set once any of them may have reached Stripe's execution. A row is written
+// before the attempt's `payment_attempts` row, and may be rewritten only while that row does not
+// exist (the request was not sent yet).
+const CREATE_PAYMENT_REQUESTS: &str = "CREATE TABLE IF NOT EXISTS payment_requests (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    stripe_account TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    form_body TEXT NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    maybe_executed INTEGER NOT NULL DEFAULT 0 CHECK (maybe_executed IN (0, 1)),
+    PRIMARY KEY (job_id, attempt)
+)";
+// Stripe events already applied, by `event.id`: the truth of webhook de-duplication (the
+// key-value store is only a fast path in front of it).
+const CREATE_STRIPE_EVENTS: &str = "CREATE TABLE IF NOT EXISTS stripe_events (
+    event_id TEXT PRIMARY KEY NOT NULL,
+    event_type TEXT NOT NULL,
+    stripe_account TEXT,
+    account_id TEXT,
+    received_at INTEGER NOT NULL
+)";
+// Whether an account's connected Stripe account accepts our requests, as last seen; it speaks
+// only for that `stripe_account` (a new one starts out ready).
+const CREATE_MIOPAY_STATUS: &str = "CREATE TABLE IF NOT EXISTS miopay_status (
+    account_id TEXT PRIMARY KEY NOT NULL,
+    stripe_account TEXT NOT NULL,
+    ready INTEGER NOT NULL CHECK (ready IN (0, 1)),
+    reason TEXT,
+    updated_at TEXT NOT NULL
+)";
+// Webhooks find the Mio account of a connected account.
+const CREATE_SETTINGS_BY_STRIPE_ACCOUNT: &str = "CREATE INDEX IF NOT EXISTS \
+     account_settings_by_stripe_account ON account_settings (stripe_account_id)";
+
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -320,6 +359,15 @@ pub const MIGRATIONS: &[Migration] = &[
         statements: &[
             CREATE_OVERRIDE_INSERT_HISTORY,
             CREATE_OVERRIDE_UPDATE_HISTORY,
+        ],
+    },
+    Migration {
+        version: 5,
+        statements: &[
+            CREATE_PAYMENT_REQUESTS,
+            CREATE_STRIPE_EVENTS,
+            CREATE_MIOPAY_STATUS,
+            CREATE_SETTINGS_BY_STRIPE_ACCOUNT,
         ],
     },
 ];

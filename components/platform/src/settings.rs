@@ -19,12 +19,17 @@ pub struct AccountSettings {
     pub miopay_enabled: bool,
     /// The Stripe Connect account (`acct_…`), if one was given.
     pub stripe_account_id: Option<String>,
+    /// Why Stripe refused the platform's access to that account, when it last did (`None`: no
+    /// refusal since the last success).
+    pub stripe_refusal: Option<String>,
 }
 
 // An account without a settings row reads as "nothing configured, MioPay off".
 const SELECT_SETTINGS: &str = "SELECT a.timezone, s.rules_json, s.rules_updated_at, \
-     COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id \
+     COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id, \
+     CASE WHEN m.ready = 0 THEN COALESCE(m.reason, 'Stripe refused access') END AS refusal \
      FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id \
+     LEFT JOIN miopay_status m ON m.account_id = a.id AND m.stripe_account = s.stripe_account_id \
      WHERE a.id = ?1";
 
 const UPSERT_RULES: &str = "INSERT INTO account_settings \
@@ -60,6 +65,7 @@ pub fn load_settings(db: &impl Sql, account_id: &str) -> anyhow::Result<Option<A
                     .transpose()?,
                 miopay_enabled: row.boolean("miopay_enabled")?,
                 stripe_account_id: row.optional_text("stripe_account_id")?,
+                stripe_refusal: row.optional_text("refusal")?,
             })
         })
         .transpose()

@@ -1,12 +1,15 @@
-//! Talking to Stripe over `wasi:http`, blocking, with timeouts well under the host's request
-//! limit. A timeout, a refused or dropped connection is reported as a transport failure, which
-//! the caller treats as an unknown outcome.
+//! Talking to Stripe over `wasi:http`, with timeouts and one overall deadline per request: a
+//! Spin host has no request timeout of its own, so an answer that never ends must not hold the
+//! tick (and its leases) for ever. A timeout, a refused or dropped connection is reported as
+//! no answer, which the core treats as an unknown outcome.
 
 use anyhow::{Context, anyhow};
+use mio_shared::attempt::{Reply, SentRequest};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
+use wasi::clocks::monotonic_clock;
 
 /// Time to establish the connection.
 const CONNECT_TIMEOUT_NS: u64 = 3_000_000_000;
@@ -14,6 +17,9 @@ const CONNECT_TIMEOUT_NS: u64 = 3_000_000_000;
 const FIRST_BYTE_TIMEOUT_NS: u64 = 10_000_000_000;
 /// Time between two chunks of the answer.
 const BETWEEN_BYTES_TIMEOUT_NS: u64 = 5_000_000_000;
+/// The whole exchange, from sending to the last byte of the answer, ends within this: past it
+/// the request is dropped and reported as no answer.
+pub const REQUEST_DEADLINE_NS: u64 = 15_000_000_000;
 /// Largest answer read.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// The most one blocking write may carry.
@@ -27,11 +33,9 @@ pub struct Stripe {
 }
 
 /// An answer: status and body.
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// The body as text.
-    pub body: String,
+struct Answer {
+    status: u16,
+    body: String,
 }
 
 impl Stripe {
@@ -52,37 +56,32 @@ impl Stripe {
         })
     }
 
-    /// `POST path` with a form body, on connected account `account`, with `idempotency_key`.
-    pub fn post_form(
-        &self,
-        path: &str,
-        account: &str,
-        idempotency_key: &str,
-        form: &str,
-    ) -> anyhow::Result<Answer> {
-        self.send(
+    /// Sends an attempt's stored request: `POST /v1/payment_intents` with its form body, on
+    /// its connected account, with its idempotency key.
+    pub fn send(&self, request: &SentRequest) -> Reply {
+        reply(self.exchange(
             &Method::Post,
-            path,
+            mio_shared::stripe::PAYMENT_INTENTS_PATH,
             &[
-                ("stripe-account", account),
-                ("idempotency-key", idempotency_key),
+                ("stripe-account", &request.stripe_account),
+                ("idempotency-key", &request.idempotency_key),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            Some(form.as_bytes()),
-        )
+            Some(request.form_body.as_bytes()),
+        ))
     }
 
     /// `GET path_with_query` on connected account `account`.
-    pub fn get(&self, path_with_query: &str, account: &str) -> anyhow::Result<Answer> {
-        self.send(
+    pub fn get(&self, path_with_query: &str, account: &str) -> Reply {
+        reply(self.exchange(
             &Method::Get,
             path_with_query,
             &[("stripe-account", account)],
             None,
-        )
+        ))
     }
 
-    fn send(
+    fn exchange(
         &self,
         method: &Method,
         path_with_query: &str,
@@ -123,6 +122,7 @@ impl Stripe {
             options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS)),
             "between bytes timeout",
         )?;
+        let deadline = monotonic_clock::now().saturating_add(REQUEST_DEADLINE_NS);
         let future = outgoing_handler::handle(request, Some(options))
             .map_err(|e| anyhow!("sending: {e:?}"))?;
         {
@@ -137,7 +137,7 @@ impl Stripe {
         }
         OutgoingBody::finish(outgoing_body, None)
             .map_err(|e| anyhow!("finishing the request body: {e:?}"))?;
-        future.subscribe().block();
+        wait(&future.subscribe(), deadline)?;
         let response = future
             .get()
             .ok_or_else(|| anyhow!("no answer after waiting"))?
@@ -152,7 +152,8 @@ impl Stripe {
             .map_err(|()| anyhow!("answer stream taken twice"))?;
         let mut bytes = Vec::new();
         loop {
-            match stream.blocking_read(64 * 1024) {
+            match stream.read(64 * 1024) {
+                Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe(), deadline)?,
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() > MAX_ANSWER_BYTES {
@@ -167,5 +168,31 @@ impl Stripe {
             status,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         })
+    }
+}
+
+/// Waits until `ready` fires or `deadline` (monotonic ns) passes; the latter is an error.
+fn wait(ready: &wasi::io::poll::Pollable, deadline: u64) -> anyhow::Result<()> {
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    let fired = wasi::io::poll::poll(&[ready, &timer]);
+    if fired.contains(&0) {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "no complete answer within {} s",
+            REQUEST_DEADLINE_NS / 1_000_000_000
+        ))
+    }
+}
+
+fn reply(result: anyhow::Result<Answer>) -> Reply {
+    match result {
+        Ok(answer) => Reply::Answered {
+            status: answer.status,
+            body: answer.body,
+        },
+        Err(error) => Reply::NoAnswer {
+            reason: format!("{error:#}"),
+        },
     }
 }

@@ -1,36 +1,34 @@
-//! One tick: claim due payment jobs in batches and run each one (re-check, charge or reconcile,
-//! record), within a time budget well under the host's request limit.
+//! One tick: claim due payment jobs in batches and run each one within a time budget well under
+//! the job's lease. A run is a short loop around the core's state machine
+//! (`mio_shared::attempt`): load the attempt, hand it the tick's re-check, carry out the effects
+//! (at most one Stripe request per run), feed the answer back, store.
 
 use crate::lease;
-use crate::storage::{self, Attempt, ChargeFacts};
+use crate::storage::{self, ChargeFacts};
 use crate::stripe_http::Stripe;
 use anyhow::{Context, anyhow};
 use mio_platform::claims::{self, ClaimedJob};
 use mio_platform::overrides::load_overrides;
+use mio_platform::payments::{self, Actor, JobRef};
 use mio_platform::settings::{AccountSettings, load_settings};
 use mio_platform::{SpinDb, db, system};
-use mio_shared::charge::{
-    LedgerOutcome, OUTCOME_ABANDONED, Precheck, PrecheckInput, Run, Step, ledger_outcome,
-    needs_lookup, precheck, recorded_outcome, run_error_entry, settle_abandoned, settle_charge,
-    settle_precheck, unknown_key_prefix,
-};
+use mio_shared::JobStatus;
+use mio_shared::attempt::{Attempt, Effect, Event, Ledger, Machine};
+use mio_shared::charge::{Precheck, PrecheckInput, precheck, run_error_prefix};
 use mio_shared::rules::{Automation, Decision, resolve};
-use mio_shared::stripe::{
-    ChargeOutcome, ChargeRequest, Lookup, PAYMENT_INTENTS_PATH, classify, find_in_list,
-    list_intents_path,
-};
-use mio_shared::{ActivityId, JobStatus, Timestamp};
+use mio_shared::stripe::ChargeRequest;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// Jobs claimed per statement.
 const BATCH: u32 = 25;
-/// How long a claimed job stays ours; far longer than a tick can run (the host stops a run
-/// after 30 s), so a live tick never loses a job, and a crashed one's jobs come back soon.
+/// How long a claimed job stays ours. A run makes at most one Stripe request, which the tick
+/// itself stops after `stripe_http::REQUEST_DEADLINE` (15 s) even on a host with no request
+/// timeout; with [`BUDGET`] that bounds a tick to about 25 s, far inside the lease, so a live
+/// tick never loses a job, and a crashed one's jobs come back soon.
 const LEASE_MINUTES: i64 = 2;
-/// No job is started after this much time: the slowest Stripe call (connect + first byte +
-/// reading) still ends before the host's 30 s limit. Claimed jobs left over are released for
-/// the next tick.
+/// No job is started after this much time. Claimed jobs left over are released for the next
+/// tick.
 const BUDGET: Duration = Duration::from_secs(10);
 
 const STRIPE_SECRET_KEY_VARIABLE: &str = "stripe_secret_key";
@@ -140,15 +138,19 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
             match run_job(&db, &stripe, owner, job) {
                 Ok(status) => summary.count(status),
                 Err(error) => {
-                    // Left leased: it is claimed again once the lease expires. The business
-                    // sees that it stopped; the cause stays in the log.
+                    // Left leased: it is claimed again once the lease expires, a bounded
+                    // number of times. The business sees that it stopped; the cause stays in
+                    // the log.
                     eprintln!("tick: job {} failed to run: {error:#}", job.id);
                     summary.errors += 1;
-                    if let Err(write) = record_run_error(&db, job) {
-                        eprintln!(
+                    match record_run_error(&db, owner, job) {
+                        // Still leased (runs again): already counted as an error.
+                        Ok(JobStatus::Running) => {}
+                        Ok(status) => summary.count(status),
+                        Err(write) => eprintln!(
                             "tick: job {}: the stopped run is not in activity: {write:#}",
                             job.id
-                        );
+                        ),
                     }
                 }
             }
@@ -164,13 +166,57 @@ struct JobInputs {
     decision: Decision,
 }
 
-/// Writes the activity entry of a run that stopped before it settled.
-fn record_run_error(db: &SpinDb, job: &ClaimedJob) -> anyhow::Result<()> {
-    let entry = run_error_entry(&job.id, job.attempt, job.late);
-    let id = ActivityId::from_random(&system::random_bytes()?);
-    storage::store_activity(db, job, &entry, &id, system::now()?)
+fn job_ref(job: &ClaimedJob) -> JobRef {
+    JobRef {
+        id: job.id.clone(),
+        account_id: job.account_id.clone(),
+        customer_id: job.customer_id.clone(),
+        booking_id: job.booking_id.clone(),
+        attempt: job.attempt,
+        status: JobStatus::Running,
+        late: job.late,
+    }
 }
 
+/// Tells the core a run stopped, and stores what it says: an entry (the job stays leased and
+/// runs again), or, past the bound, the job Failed. Returns the job's status after it.
+fn record_run_error(db: &SpinDb, owner: &str, job: &ClaimedJob) -> anyhow::Result<JobStatus> {
+    let job = job_ref(job);
+    let now = system::now()?;
+    let earlier = payments::count_activity(db, &job, &run_error_prefix(&job.id, job.attempt))?;
+    // When even the attempt cannot be read, assume it may have reached Stripe.
+    let attempt = payments::load_attempt(db, &job, job.attempt).unwrap_or_else(|error| {
+        eprintln!("tick: job {}: attempt unreadable: {error:#}", job.id);
+        Attempt {
+            job_id: job.id.clone(),
+            number: job.attempt,
+            current: true,
+            job_status: JobStatus::Running,
+            late: job.late,
+            ledger: Ledger::Open {
+                request: None,
+                amount_cents: 0,
+                currency: String::new(),
+                started_at: now,
+                tries: 0,
+                maybe_executed: true,
+            },
+        }
+    });
+    let mut machine = Machine::new(attempt);
+    let effects = machine.handle(
+        Event::RunError {
+            errors: earlier.saturating_add(1),
+        },
+        now,
+    );
+    for effect in &effects {
+        payments::perform(db, &job, job.attempt, effect, Actor::Tick(owner), now)?;
+    }
+    Ok(machine.attempt.job_status)
+}
+
+/// One run of one job: the core decides, this carries it out.
 fn run_job(
     db: &SpinDb,
     stripe: &Stripe,
@@ -179,42 +225,44 @@ fn run_job(
 ) -> anyhow::Result<JobStatus> {
     let now = system::now()?;
     let inputs = load_inputs(db, job)?;
-    let verdict = verdict(&inputs);
-    let existing = storage::load_attempt(db, job)?;
-    let step = match (existing, &verdict) {
-        (Some(attempt), _) if attempt.outcome.is_some() => {
-            settle_recorded(job, &inputs, &attempt, now)
+    let check = verdict(&inputs);
+    let request = charge_request(job, &inputs, &check);
+    let facts = inputs.facts.as_ref();
+    let job = job_ref(job);
+    let mut machine = Machine::new(payments::load_attempt(db, &job, job.attempt)?);
+    let mut effects = machine.handle(
+        Event::TickDue {
+            check: &check,
+            request: request.as_ref(),
+            decision: &inputs.decision,
+            balance_cents: facts.map(|f| f.amount_cents - f.paid_cents),
+            currency: facts.map(|f| f.currency.as_str()),
+        },
+        now,
+    );
+    loop {
+        let now = system::now()?;
+        let mut next = None;
+        for effect in &effects {
+            match effect {
+                Effect::Send(request) => next = Some(Event::Answer(stripe.send(request))),
+                Effect::Lookup {
+                    stripe_account,
+                    path_with_query,
+                } => {
+                    next = Some(Event::LookupAnswer(
+                        stripe.get(path_with_query, stripe_account),
+                    ));
+                }
+                other => payments::perform(db, &job, job.attempt, other, Actor::Tick(owner), now)?,
+            }
         }
-        (Some(attempt), _) => resume(db, stripe, job, &inputs, &verdict, &attempt, now)?,
-        (
-            None,
-            Precheck::Charge {
-                amount_cents,
-                currency,
-            },
-        ) => {
-            let request = charge_request(job, &inputs, *amount_cents, currency)?;
-            let key = request.idempotency_key();
-            storage::insert_attempt(db, job, &key, *amount_cents, currency, now)?;
-            let outcome = send(stripe, &request);
-            record(db, job, &outcome, now)?;
-            let run = run_of(job, &inputs, Some(*amount_cents), Some(currency));
-            settle_charge(&run, &outcome, 0, now)
+        match next {
+            Some(event) => effects = machine.handle(event, system::now()?),
+            None => break,
         }
-        (None, _) => {
-            let facts = inputs.facts.as_ref();
-            let run = run_of(
-                job,
-                &inputs,
-                facts.map(|f| f.amount_cents - f.paid_cents),
-                facts.map(|f| f.currency.as_str()),
-            );
-            settle_precheck(&run, &verdict)
-                .ok_or_else(|| anyhow!("a charge verdict reached the no-charge branch"))?
-        }
-    };
-    apply(db, job, owner, &step, now)?;
-    Ok(step.job_status)
+    }
+    Ok(machine.attempt.job_status)
 }
 
 fn load_inputs(db: &SpinDb, job: &ClaimedJob) -> anyhow::Result<JobInputs> {
@@ -254,196 +302,26 @@ fn verdict(inputs: &JobInputs) -> Precheck {
     })
 }
 
-fn run_of<'a>(
-    job: &'a ClaimedJob,
-    inputs: &'a JobInputs,
-    amount_cents: Option<i64>,
-    currency: Option<&'a str>,
-) -> Run<'a> {
-    Run {
-        job_id: &job.id,
-        attempt: job.attempt,
+/// The request a new attempt of `job` would send, when the re-check says charge; built from
+/// the booking, customer and account as they are now (a resend never is: it is the stored copy).
+fn charge_request(job: &ClaimedJob, inputs: &JobInputs, check: &Precheck) -> Option<ChargeRequest> {
+    let Precheck::Charge {
         amount_cents,
         currency,
-        decision: &inputs.decision,
-        late: job.late,
-    }
-}
-
-/// The request of `job`'s current attempt; only called once the re-check said "charge", which
-/// guarantees every Stripe id is present.
-fn charge_request(
-    job: &ClaimedJob,
-    inputs: &JobInputs,
-    amount_cents: i64,
-    currency: &str,
-) -> anyhow::Result<ChargeRequest> {
-    let facts = inputs.facts.as_ref();
-    let missing = || anyhow!("a Stripe id vanished after the re-check");
-    Ok(ChargeRequest {
-        amount_cents,
-        currency: currency.to_owned(),
-        stripe_customer: facts
-            .and_then(|f| f.stripe_customer.clone())
-            .ok_or_else(missing)?,
-        payment_method: facts
-            .and_then(|f| f.payment_method.clone())
-            .ok_or_else(missing)?,
-        stripe_account: stripe_account(inputs).ok_or_else(missing)?.to_owned(),
+    } = check
+    else {
+        return None;
+    };
+    let facts = inputs.facts.as_ref()?;
+    Some(ChargeRequest {
+        amount_cents: *amount_cents,
+        currency: currency.clone(),
+        stripe_customer: facts.stripe_customer.clone()?,
+        payment_method: facts.payment_method.clone()?,
+        stripe_account: inputs.settings.as_ref()?.stripe_account_id.clone()?,
         account_id: job.account_id.clone(),
         booking_id: job.booking_id.clone(),
         job_id: job.id.clone(),
         attempt: job.attempt,
     })
-}
-
-fn stripe_account(inputs: &JobInputs) -> Option<&str> {
-    inputs
-        .settings
-        .as_ref()
-        .and_then(|s| s.stripe_account_id.as_deref())
-}
-
-/// Sends the charge; no answer at all is an unknown outcome.
-fn send(stripe: &Stripe, request: &ChargeRequest) -> ChargeOutcome {
-    match stripe.post_form(
-        PAYMENT_INTENTS_PATH,
-        &request.stripe_account,
-        &request.idempotency_key(),
-        &request.form_body(),
-    ) {
-        Ok(answer) => classify(answer.status, &answer.body),
-        Err(error) => ChargeOutcome::Unknown {
-            reason: format!("no answer from Stripe: {error:#}"),
-        },
-    }
-}
-
-/// Records a settled outcome in the ledger (nothing for an unknown one).
-fn record(
-    db: &SpinDb,
-    job: &ClaimedJob,
-    outcome: &ChargeOutcome,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    match ledger_outcome(outcome) {
-        Some(row) => storage::record_outcome(db, job, &row, now),
-        None => Ok(()),
-    }
-}
-
-/// An attempt whose outcome the ledger already has (a run that crashed before settling the job):
-/// settle from it, without asking Stripe again.
-fn settle_recorded(
-    job: &ClaimedJob,
-    inputs: &JobInputs,
-    attempt: &Attempt,
-    now: Timestamp,
-) -> Step {
-    let run = run_of(
-        job,
-        inputs,
-        Some(attempt.amount_cents),
-        Some(&attempt.currency),
-    );
-    let outcome = attempt.outcome.as_deref().and_then(|outcome| {
-        recorded_outcome(
-            outcome,
-            attempt.payment_intent_id.clone(),
-            attempt.decline_code.clone(),
-            attempt.message.clone(),
-            attempt.amount_cents,
-        )
-    });
-    match outcome {
-        Some(outcome) => settle_charge(&run, &outcome, 0, now),
-        None => settle_abandoned(&run, now),
-    }
-}
-
-/// An attempt that was sent before without a known outcome: send it again with the same key,
-/// or look it up first when a re-send cannot be trusted or is no longer wanted.
-fn resume(
-    db: &SpinDb,
-    stripe: &Stripe,
-    job: &ClaimedJob,
-    inputs: &JobInputs,
-    verdict: &Precheck,
-    attempt: &Attempt,
-    now: Timestamp,
-) -> anyhow::Result<Step> {
-    let unknowns = storage::count_activity(db, job, &unknown_key_prefix(&job.id, job.attempt))?;
-    let wanted = matches!(verdict, Precheck::Charge { .. });
-    let run = run_of(
-        job,
-        inputs,
-        Some(attempt.amount_cents),
-        Some(&attempt.currency),
-    );
-    if !needs_lookup(unknowns, attempt.started_at, wanted, now) {
-        let request = charge_request(job, inputs, attempt.amount_cents, &attempt.currency)?;
-        let outcome = send(stripe, &request);
-        record(db, job, &outcome, now)?;
-        return Ok(settle_charge(&run, &outcome, unknowns, now));
-    }
-    match lookup(stripe, job, inputs) {
-        Lookup::Found(outcome) => {
-            record(db, job, &outcome, now)?;
-            Ok(settle_charge(&run, &outcome, unknowns, now))
-        }
-        Lookup::NotFound => {
-            let abandoned = LedgerOutcome {
-                outcome: OUTCOME_ABANDONED,
-                payment_intent_id: None,
-                decline_code: None,
-                message: Some("no PaymentIntent found for this attempt".into()),
-            };
-            storage::record_outcome(db, job, &abandoned, now)?;
-            Ok(match settle_precheck(&run, verdict) {
-                Some(stopped) => stopped,
-                None => settle_abandoned(&run, now),
-            })
-        }
-        Lookup::Inconclusive { reason } => Ok(settle_charge(
-            &run,
-            &ChargeOutcome::Unknown { reason },
-            unknowns,
-            now,
-        )),
-    }
-}
-
-/// Looks the current attempt's PaymentIntent up in the customer's list (read-after-write,
-/// unlike search).
-fn lookup(stripe: &Stripe, job: &ClaimedJob, inputs: &JobInputs) -> Lookup {
-    let customer = inputs
-        .facts
-        .as_ref()
-        .and_then(|f| f.stripe_customer.as_deref());
-    let (Some(account), Some(customer)) = (stripe_account(inputs), customer) else {
-        return Lookup::Inconclusive {
-            reason: "the Stripe account or customer is no longer known".into(),
-        };
-    };
-    match stripe.get(&list_intents_path(customer), account) {
-        Ok(answer) => find_in_list(answer.status, &answer.body, &job.id, job.attempt),
-        Err(error) => Lookup::Inconclusive {
-            reason: format!("no answer from Stripe: {error:#}"),
-        },
-    }
-}
-
-/// Stores the step: the paid amount first (when charged), then the activity entry and the job.
-fn apply(
-    db: &SpinDb,
-    job: &ClaimedJob,
-    owner: &str,
-    step: &Step,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    if step.job_status == JobStatus::Succeeded {
-        storage::recompute_paid(db, job, now)?;
-    }
-    let id = ActivityId::from_random(&system::random_bytes()?);
-    storage::store_step(db, job, owner, step, &id, now)
 }

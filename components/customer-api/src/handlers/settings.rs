@@ -113,6 +113,11 @@ struct MiopayBody {
 struct MiopayView<'a> {
     enabled: bool,
     stripe_account_id: Option<&'a str>,
+    /// Whether automated charges can go through now.
+    ready: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 /// Whether `text` looks like a Stripe Connect account id: `acct_` and 1–255 letters or digits.
@@ -123,9 +128,16 @@ fn is_stripe_account_id(text: &str) -> bool {
 }
 
 fn miopay_response(settings: &AccountSettings) -> Result<Response, ApiError> {
+    let reason = mio_shared::charge::miopay_not_ready(
+        settings.miopay_enabled,
+        settings.stripe_account_id.as_deref(),
+        settings.stripe_refusal.as_deref(),
+    );
     let view = MiopayView {
         enabled: settings.miopay_enabled,
         stripe_account_id: settings.stripe_account_id.as_deref(),
+        ready: reason.is_none(),
+        reason,
     };
     Ok(response::json(200, &view, &[])?)
 }
