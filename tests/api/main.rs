@@ -10,3 +10,4 @@ mod overrides;
 mod payment_methods;
 mod settings;
 mod tick;
+mod webhook;

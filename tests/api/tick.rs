@@ -11,24 +11,29 @@ use mio_tests::{Options, TICK_TOKEN, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const STRIPE_ACCOUNT: &str = "acct_1SparkleBiz";
-const STRIPE_CUSTOMER: &str = "cus_Ada123";
-const CARD: &str = "pm_card_visa";
-const PRICE: i64 = 12_500;
+pub(crate) const STRIPE_ACCOUNT: &str = "acct_1SparkleBiz";
+pub(crate) const STRIPE_CUSTOMER: &str = "cus_Ada123";
+pub(crate) const CARD: &str = "pm_card_visa";
+pub(crate) const PRICE: i64 = 12_500;
 
 /// An account with MioPay on and "charge 24 hours before start", one customer with a card,
 /// talking to its own fake Stripe.
-struct Biz {
-    app: TestApp,
-    stripe: FakeStripe,
-    token: String,
-    account: String,
-    customer: String,
+pub(crate) struct Biz {
+    pub(crate) app: TestApp,
+    pub(crate) stripe: FakeStripe,
+    pub(crate) token: String,
+    pub(crate) account: String,
+    pub(crate) customer: String,
 }
 
-async fn setup() -> Biz {
+pub(crate) async fn setup() -> Biz {
+    setup_with(Options::default()).await
+}
+
+/// [`setup`] with `options` (limits, say); the Stripe variables and the webhook endpoint point
+/// at the fake.
+pub(crate) async fn setup_with(mut options: Options) -> Biz {
     let stripe = FakeStripe::start().await;
-    let mut options = Options::default();
     options.variables.insert(
         "SPIN_VARIABLE_STRIPE_SECRET_KEY".into(),
         stripe.secret_key().to_owned(),
@@ -36,7 +41,12 @@ async fn setup() -> Biz {
     options
         .variables
         .insert("SPIN_VARIABLE_STRIPE_API_BASE".into(), stripe.url());
+    options.variables.insert(
+        "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET".into(),
+        stripe.webhook_secret().to_owned(),
+    );
     let app = TestApp::spawn_with(options).await;
+    stripe.set_webhook_url(app.url("/webhooks/stripe"));
     let (account, token) = app.create_account("Sparkle Cleaning").await;
     let biz = Biz {
         app,
@@ -90,11 +100,11 @@ async fn setup() -> Biz {
     biz
 }
 
-fn in_hours(hours: i64) -> String {
+pub(crate) fn in_hours(hours: i64) -> String {
     (Utc::now() + Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     i64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -105,7 +115,7 @@ fn now_millis() -> i64 {
 }
 
 impl Biz {
-    async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
         let (status, answer) = self
             .app
             .call(method.clone(), path, Some(&self.token), Some(body))
@@ -115,7 +125,7 @@ impl Biz {
     }
 
     /// A booking starting in `hours` (so its charge is due now when that is under 24).
-    async fn booking(&self, hours: i64) -> String {
+    pub(crate) async fn booking(&self, hours: i64) -> String {
         let (status, booking) = self
             .app
             .call(
@@ -136,7 +146,7 @@ impl Biz {
         booking["id"].as_str().expect("booking id").to_owned()
     }
 
-    async fn tick(&self) -> Value {
+    pub(crate) async fn tick(&self) -> Value {
         let (status, summary) = self
             .app
             .call(
@@ -155,7 +165,7 @@ impl Biz {
         summary
     }
 
-    fn db(&self) -> rusqlite::Connection {
+    pub(crate) fn db(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(self.app.state_dir().join("sqlite_db.db"))
             .expect("the app's database");
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -163,14 +173,14 @@ impl Biz {
         conn
     }
 
-    fn sql(&self, statement: &str, params: &[&str]) {
+    pub(crate) fn sql(&self, statement: &str, params: &[&str]) {
         self.db()
             .execute(statement, rusqlite::params_from_iter(params))
             .expect("statement");
     }
 
     /// The payment job of `booking`: status, attempts, next_attempt_at.
-    fn job(&self, booking: &str) -> (String, i64, Option<i64>) {
+    pub(crate) fn job(&self, booking: &str) -> (String, i64, Option<i64>) {
         self.db()
             .query_row(
                 "SELECT status, attempts, next_attempt_at FROM automation_jobs \
@@ -182,7 +192,7 @@ impl Biz {
     }
 
     /// Makes a retrying or unknown job due now (instead of waiting for its backoff).
-    fn make_retry_due(&self, booking: &str) {
+    pub(crate) fn make_retry_due(&self, booking: &str) {
         self.sql(
             "UPDATE automation_jobs SET next_attempt_at = 0 \
              WHERE booking_id = ?1 AND status IN ('retrying', 'unknown')",
@@ -191,7 +201,7 @@ impl Biz {
     }
 
     /// Activity entries of `booking`, oldest first: (status, summary, details).
-    fn activity(&self, booking: &str) -> Vec<(String, String, Value)> {
+    pub(crate) fn activity(&self, booking: &str) -> Vec<(String, String, Value)> {
         let db = self.db();
         let mut statement = db
             .prepare(
@@ -213,7 +223,7 @@ impl Biz {
             .expect("activity")
     }
 
-    async fn balance(&self, booking: &str) -> i64 {
+    pub(crate) async fn balance(&self, booking: &str) -> i64 {
         let (status, body) = self
             .app
             .call(
@@ -227,7 +237,7 @@ impl Biz {
         body["balance_due_cents"].as_i64().expect("balance")
     }
 
-    fn charge_keys(&self) -> Vec<Option<String>> {
+    pub(crate) fn charge_keys(&self) -> Vec<Option<String>> {
         self.stripe
             .requests_to("POST", "/v1/payment_intents")
             .into_iter()
