@@ -130,6 +130,25 @@ pub enum Ledger {
     },
 }
 
+impl Ledger {
+    /// The amount and currency the attempt asks for, once it started.
+    pub fn amount(&self) -> Option<(i64, &str)> {
+        match self {
+            Ledger::Open {
+                amount_cents,
+                currency,
+                ..
+            }
+            | Ledger::Settled {
+                amount_cents,
+                currency,
+                ..
+            } => Some((*amount_cents, currency.as_str())),
+            Ledger::NotStarted => None,
+        }
+    }
+}
+
 /// The ledger value of an attempt that ended before Stripe executed it (the charge was no
 /// longer wanted while every earlier send had been turned away).
 pub const OUTCOME_NOT_SENT: &str = "not_sent";
@@ -310,21 +329,9 @@ impl<'a> Machine<'a> {
 
     /// The run the entries describe: the attempt's own amount once it has one.
     fn run(&self) -> Run<'_> {
-        let (amount_cents, currency) = match &self.attempt.ledger {
-            Ledger::Open {
-                amount_cents,
-                currency,
-                ..
-            }
-            | Ledger::Settled {
-                amount_cents,
-                currency,
-                ..
-            } => (Some(*amount_cents), Some(currency.as_str())),
-            Ledger::NotStarted => (
-                self.balance.map(|(cents, _)| cents),
-                self.balance.map(|(_, currency)| currency),
-            ),
+        let (amount_cents, currency) = match self.attempt.ledger.amount().or(self.balance) {
+            Some((cents, currency)) => (Some(cents), Some(currency)),
+            None => (None, None),
         };
         Run {
             job_id: &self.attempt.job_id,
@@ -583,22 +590,10 @@ impl<'a> Machine<'a> {
 
     /// Records a settled outcome in the ledger and the machine.
     fn record(&mut self, outcome: &ChargeOutcome) -> Vec<Effect> {
-        let (amount_cents, currency) = match &self.attempt.ledger {
-            Ledger::Open {
-                amount_cents,
-                currency,
-                ..
-            }
-            | Ledger::Settled {
-                amount_cents,
-                currency,
-                ..
-            } => (*amount_cents, currency.clone()),
-            Ledger::NotStarted => (0, String::new()),
-        };
+        let (amount_cents, currency) = self.attempt.ledger.amount().unwrap_or((0, ""));
         self.attempt.ledger = Ledger::Settled {
             amount_cents,
-            currency,
+            currency: currency.to_owned(),
             outcome: Some(outcome.clone()),
         };
         ledger_outcome(outcome)

@@ -462,14 +462,7 @@ async fn a_refused_platform_key_leaves_jobs_retrying_not_failed() {
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it_works_again() {
-    let biz = setup().await;
-    let booking = biz.booking(2).await;
-    biz.stripe.revoke_account(STRIPE_ACCOUNT);
-    let summary = biz.tick().await;
-    assert_eq!(summary["failed"], 0, "{summary}");
-    assert_eq!(biz.job(&booking).0, "retrying");
+async fn miopay_settings(biz: &Biz) -> Value {
     let (status, miopay) = biz
         .app
         .call(
@@ -479,7 +472,19 @@ async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it
             None,
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{miopay}");
+    miopay
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it_works_again() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    biz.stripe.revoke_account(STRIPE_ACCOUNT);
+    let summary = biz.tick().await;
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(biz.job(&booking).0, "retrying");
+    let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     assert!(
         miopay["reason"]
@@ -496,16 +501,7 @@ async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it
     biz.stripe.restore_account(STRIPE_ACCOUNT);
     biz.make_retry_due(&booking);
     assert_eq!(biz.tick().await["succeeded"], 1);
-    let (_, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(miopay["ready"], true, "{miopay}");
+    assert_eq!(miopay_settings(&biz).await["ready"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -262,7 +262,11 @@ fn run_job(
             None => break,
         }
     }
-    Ok(machine.attempt.job_status)
+    match machine.attempt.job_status {
+        // Not settled: a run error, so it is retried a bounded number of times.
+        JobStatus::Running => Err(anyhow!("the run ended without settling the job")),
+        status => Ok(status),
+    }
 }
 
 fn load_inputs(db: &SpinDb, job: &ClaimedJob) -> anyhow::Result<JobInputs> {

@@ -765,3 +765,36 @@ fn runs_that_keep_stopping_end_failed_after_the_bound() {
         other => panic!("expected a failed settle, got {other:?}"),
     }
 }
+
+#[test]
+fn a_canceled_payment_intent_settles_an_open_attempt_as_failed_without_a_retry() {
+    let canceled: Intent = serde_json::from_str(
+        r#"{"id":"pi_1","status":"canceled","amount":12500,"currency":"cad",
+        "metadata":{"mio_job_id":"job_1","mio_attempt":"1"}}"#,
+    )
+    .expect("intent");
+    let waiting = Attempt {
+        job_status: JobStatus::Unknown,
+        ..open(start(), 1, true)
+    };
+    let mut machine = Machine::new(waiting);
+    let effects = machine.handle(
+        Event::Webhook {
+            intent: &canceled,
+            stripe_account: "acct_1",
+        },
+        start(),
+    );
+    match effects.as_slice() {
+        [
+            Effect::Record(record),
+            Effect::Settle { step, from_webhook },
+        ] => {
+            assert_eq!(record.outcome, "canceled");
+            assert!(*from_webhook);
+            assert_eq!(step.job_status, JobStatus::Failed);
+            assert_eq!(step.next_attempt_at, None);
+        }
+        other => panic!("expected a record and a settle, got {other:?}"),
+    }
+}
