@@ -50,7 +50,12 @@
 //! * `GET /v1/payment_intents/search` (Stripe Search: clauses on `metadata['key']`, `status`,
 //!   `currency`, `customer`, `amount`, `created`, joined by `AND` or `OR`, `-` to negate);
 //! * `GET /v1/payment_methods/{id}` (card payment methods seeded with
-//!   [`FakeStripe::add_payment_method`]);
+//!   [`FakeStripe::add_payment_method`] or saved through a Checkout Session);
+//! * `POST /v1/payment_methods/{id}/detach`, `POST /v1/customers`, `GET` and
+//!   `DELETE /v1/customers/{id}`, `POST /v1/checkout/sessions` (setup mode),
+//!   `GET /v1/checkout/sessions/{id}`, `GET /v1/setup_intents/{id}`, `POST /v1/refunds` and
+//!   `GET /v1/charges/{id}`: see "Card on file" and "Refunds, disputes and connected accounts"
+//!   below;
 //! * anything else: `404` with Stripe's "unrecognized request URL" error.
 //!
 //! Parameters are validated the way Stripe does it for these endpoints: unknown ones are refused
@@ -120,11 +125,92 @@
 //!   key and replayed: <https://docs.stripe.com/error-low-level#server-errors>). All of them save
 //!   the result under the idempotency key first, so a same-key retry never charges twice.
 //!
+//! # Card on file
+//!
+//! Sources: <https://docs.stripe.com/payments/save-and-reuse?platform=web&ui=stripe-hosted>,
+//! <https://docs.stripe.com/api/customers>, <https://docs.stripe.com/api/checkout/sessions/create>,
+//! <https://docs.stripe.com/api/setup_intents/object>,
+//! <https://docs.stripe.com/api/payment_methods/detach>.
+//!
+//! * `POST /v1/customers` (`email`, `name`, `phone`, `description`, `metadata[…]`, all optional)
+//!   creates a `cus_…` Customer (`invoice_settings.default_payment_method: null`, `livemode:
+//!   false`, …) and records `customer.created`. `GET /v1/customers/{id}` retrieves it; customers
+//!   seeded by [`FakeStripe::add_payment_method`] exist too (without an event). `DELETE
+//!   /v1/customers/{id}` answers `{"id", "object": "customer", "deleted": true}`, records
+//!   `customer.deleted` (the customer as it was) and detaches the customer's payment methods
+//!   (`customer: null`, unusable from then on; no `payment_method.detached` events, which Stripe
+//!   does not document for this case). A deleted customer then retrieves as that `deleted: true`
+//!   stub, as Stripe documents; deleting it again, or naming it in a new PaymentIntent or Checkout
+//!   Session, is refused as for an unknown customer. [`FakeStripe::customers`] lists them all.
+//! * `POST /v1/checkout/sessions` takes `mode` (required; only `setup` is implemented, `payment`
+//!   and `subscription` are refused with a `400` saying so), `success_url` (required for the
+//!   Stripe-hosted page, an `http(s)` URL), `cancel_url`, `customer` (must exist in the account:
+//!   else `400 resource_missing`, `param: "customer"`), `payment_method_types[]` (only `card`),
+//!   `currency` (required when `payment_method_types` is not given, as Stripe requires it in
+//!   setup mode), `metadata[…]`, `setup_intent_data[metadata][…]`,
+//!   `setup_intent_data[description]`, `expires_at` (30 minutes to 24 hours from now; default
+//!   24 hours) and `client_reference_id`. It answers an open session: `{"id": "cs_test_…",
+//!   "object": "checkout.session", "mode": "setup", "status": "open", "url":
+//!   "https://checkout.stripe.com/c/pay/cs_test_…", "setup_intent": null, …}`. No event: Stripe
+//!   has none for a created session. `GET /v1/checkout/sessions/{id}` retrieves it;
+//!   [`FakeStripe::checkout_sessions`] lists them all.
+//! * What the customer does on the hosted page is up to the test:
+//!   [`FakeStripe::complete_checkout_session`] (a card PaymentMethod attached to the session's
+//!   customer, a succeeded `seti_…` SetupIntent with `usage: "off_session"` and the
+//!   `setup_intent_data` metadata, the session `complete` with `setup_intent` set and `url:
+//!   null`; events `setup_intent.created`, `payment_method.attached`, `setup_intent.succeeded`,
+//!   `checkout.session.completed`, in that order) or [`FakeStripe::expire_checkout_session`]
+//!   (`expired`, `checkout.session.expired`). `GET /v1/setup_intents/{id}` retrieves the
+//!   SetupIntent.
+//! * `POST /v1/payment_methods/{id}/detach` answers the PaymentMethod with `customer: null` and
+//!   records `payment_method.detached` with that object. Stripe documents
+//!   `data.previous_attributes` "only [for] events of type `*.updated`"
+//!   (<https://docs.stripe.com/api/events/object>), so the event has none: the customer it was
+//!   attached to is not in the event. A detached PaymentMethod cannot be used again (a
+//!   PaymentIntent naming it is refused, `param: "payment_method"`), and detaching one that is
+//!   not attached is a `400`. [`FakeStripe::detach_payment_method`] does the same as a test
+//!   helper. [`FakeStripe::update_card`] changes a card's expiry (and last 4 digits) as the card
+//!   network's updater does (`payment_method.automatically_updated`,
+//!   <https://docs.stripe.com/saved-cards#automatic-card-updates>) or as an edit does
+//!   (`payment_method.updated`), with `data.previous_attributes: {"card": {…}}`.
+//!
+//! # Refunds, disputes and connected accounts
+//!
+//! Sources: <https://docs.stripe.com/api/refunds/create>, <https://docs.stripe.com/api/charges/object>,
+//! <https://docs.stripe.com/api/disputes/object>, <https://docs.stripe.com/api/accounts/object>,
+//! <https://docs.stripe.com/connect/webhooks>.
+//!
+//! * Every payment attempt that reached the card (a PaymentIntent's `latest_charge`) has a
+//!   Charge, retrievable with `GET /v1/charges/{id}`: `amount`, `amount_captured`,
+//!   `amount_refunded`, `refunded`, `disputed`, `captured`, `paid`, `status`, `currency`,
+//!   `payment_intent`, and the PaymentIntent's `metadata` copied onto it, as Stripe does for the
+//!   charges of a PaymentIntent. It is the object of the `charge.*` events.
+//! * `POST /v1/refunds` takes `payment_intent` or `charge` (one is required), `amount` (default:
+//!   what is left), `reason` (`duplicate`, `fraudulent`, `requested_by_customer`) and
+//!   `metadata[…]`, and answers a `re_…` Refund with `status: "succeeded"`. The charge's
+//!   `amount_refunded` grows and `refunded` becomes true once it is fully refunded; events
+//!   `refund.created` then `charge.refunded` (the charge after the refund). More than what is
+//!   left is a `400` with `param: "amount"` and Stripe's "Refund amount ($150.00) is greater than
+//!   charge amount ($125.00)" ("… than unrefunded amount on charge (…)" after a partial refund);
+//!   a fully refunded charge is `charge_already_refunded`; an intent without a succeeded charge
+//!   is a `400` too. [`FakeStripe::refund`] goes through the same code.
+//! * [`FakeStripe::dispute`] opens a dispute on a succeeded charge: `charge.dispute.created`
+//!   with a `dp_…` Dispute in `needs_response`, the charge then `disputed: true`.
+//! * [`FakeStripe::set_charges_enabled`] records `account.updated` (the Account with
+//!   `charges_enabled` and `requirements.disabled_reason`, plus `data.previous_attributes`);
+//!   while charges are disabled, a PaymentIntent with `confirm=true` on that account is refused
+//!   with `400` and Stripe's "This Connect account cannot currently make live charges. …".
+//!   [`FakeStripe::deauthorize`] records `account.application.deauthorized` (the platform's
+//!   `ca_…` application as object) and then behaves as [`FakeStripe::revoke_account`].
+//!
 //! # Idempotency, as Stripe documents it
 //!
 //! Sources: <https://docs.stripe.com/api/idempotent_requests>, <https://docs.stripe.com/idempotency>,
 //! <https://docs.stripe.com/error-low-level> (content errors, server errors, idempotency).
 //!
+//! * This applies to every `POST` endpoint (PaymentIntents, customers, Checkout Sessions,
+//!   detach, refunds); `DELETE` and `GET` requests are not saved under a key (Stripe: sending
+//!   keys with them "has no effect").
 //! * A `POST` with an `Idempotency-Key` (at most 255 characters) has its resulting status and
 //!   body saved per (account, key), *once execution of the endpoint has begun*, whatever the
 //!   result: success, card decline (`402`) and, as Stripe states explicitly, `500` errors too. A
@@ -171,12 +257,23 @@
 //!   PaymentIntent exactly as embedded in the `402`) and `charge.failed` for a decline or an
 //!   off-session authentication failure; `payment_intent.requires_action` on-session.
 //!   [`FakeStripe::cancel_intent`] adds `payment_intent.canceled`.
+//! * The other events, each described above: `customer.created`, `customer.deleted`,
+//!   `setup_intent.created`, `setup_intent.succeeded`, `payment_method.attached`,
+//!   `payment_method.detached`, `payment_method.updated`, `payment_method.automatically_updated`,
+//!   `checkout.session.completed`, `checkout.session.expired`, `refund.created`,
+//!   `charge.refunded`, `charge.dispute.created`, `account.updated`,
+//!   `account.application.deauthorized`. Like the PaymentIntent events they are signed and
+//!   delivered the same way, carry `account` for objects of a connected account, and have
+//!   `request.id`/`request.idempotency_key` of the API request that caused them, or null for the
+//!   test helpers (what the customer, the card network or Stripe itself did).
 //! * An event is `{"id": "evt_…", "object": "event", "account": "acct_…", "api_version",
 //!   "created", "data": {"object": …}, "livemode": false, "pending_webhooks": 1, "request": {"id":
 //!   "req_…", "idempotency_key": …}, "type": …}`. `account` is only there when the object lives
 //!   on a connected account (Connect events); `data.object` is the PaymentIntent as the API
-//!   returns it, or a Charge; `api_version` is the causing request's `Stripe-Version` (or the
-//!   default); `request.id` is null for what no API request caused (a cancellation here).
+//!   returns it, or a Charge (or the object the event is about); `data.previous_attributes` is
+//!   there for updates; `api_version` is the causing request's `Stripe-Version` (or the
+//!   version the object was created with, or the default); `request.id` is null for what no API
+//!   request caused (a cancellation here).
 //! * Each event is serialized once, when it is recorded; every delivery sends those same bytes
 //!   ([`FakeStripe::event_payload`]), as Stripe resends the same event.
 //! * Delivery is up to the test: [`FakeStripe::set_webhook_url`], then [`FakeStripe::deliver`]
@@ -408,10 +505,12 @@ impl FakeStripe {
         // Counter values far from the ones `next_counter` hands out, so no id can repeat these.
         let webhook_secret = format!("whsec_{}", random_chars(&ids, u64::MAX, 32));
         let payment_method_configuration = format!("pmc_{}", random_chars(&ids, u64::MAX - 1, 24));
+        let application_id = format!("ca_{}", random_chars(&ids, u64::MAX - 2, 32));
         let shared = Arc::new(Shared {
             secret_key,
             webhook_secret,
             payment_method_configuration,
+            application_id,
             ids,
             counter: AtomicU64::new(1),
             state: Mutex::new(State::default()),
@@ -628,7 +727,8 @@ impl FakeStripe {
     }
 
     /// Seeds a card PaymentMethod `pm_id` attached to `customer`, in connected account `account`
-    /// (`None` = the platform account). The customer exists from then on in that account.
+    /// (`None` = the platform account). The customer exists from then on in that account (a
+    /// deleted one is created anew), without a `customer.created` event: this is setup, not API use.
     /// Seeding an existing id in the same account replaces it.
     #[allow(clippy::too_many_arguments)]
     pub fn add_payment_method(
@@ -641,59 +741,39 @@ impl FakeStripe {
         exp_month: u32,
         exp_year: u32,
     ) {
-        let display_brand = match brand {
-            "amex" => "american_express",
-            "diners" => "diners_club",
-            other => other,
-        };
-        let fingerprint = random_chars(&self.shared.ids, self.shared.next_counter(), 16);
-        let object = json!({
-            "id": pm_id,
-            "object": "payment_method",
-            "allow_redisplay": "unspecified",
-            "billing_details": {
-                "address": {
-                    "city": null, "country": null, "line1": null, "line2": null,
-                    "postal_code": null, "state": null
-                },
-                "email": null,
-                "name": null,
-                "phone": null
+        let object = card_payment_method_object(
+            &self.shared,
+            pm_id,
+            CardDetails {
+                brand,
+                last4,
+                exp_month,
+                exp_year,
             },
-            "card": {
-                "brand": brand,
-                "checks": {
-                    "address_line1_check": null,
-                    "address_postal_code_check": null,
-                    "cvc_check": "pass"
-                },
-                "country": "US",
-                "display_brand": display_brand,
-                "exp_month": exp_month,
-                "exp_year": exp_year,
-                "fingerprint": fingerprint,
-                "funding": "credit",
-                "generated_from": null,
-                "last4": last4,
-                "networks": {"available": [brand], "preferred": null},
-                "three_d_secure_usage": {"supported": true},
-                "wallet": null
-            },
-            "created": unix_now(),
-            "customer": customer,
-            "livemode": false,
-            "metadata": {},
-            "type": "card"
-        });
+            Some(customer),
+        );
         let account = account.map(str::to_owned);
         let mut state = self.shared.lock();
+        let live = live_customer(&state, account.as_deref(), customer).is_some();
+        if !live {
+            state
+                .customers
+                .retain(|c| !c.is(account.as_deref(), customer));
+            let object = customer_object(customer, &CustomerFields::default());
+            state.customers.push(StoredObject::new(
+                account.clone(),
+                DEFAULT_API_VERSION,
+                object,
+            ));
+        }
         state
             .payment_methods
             .retain(|pm| !(pm.account == account && pm.id == pm_id));
         state.payment_methods.push(StoredPaymentMethod {
             account,
             id: pm_id.to_owned(),
-            customer: customer.to_owned(),
+            customer: Some(customer.to_owned()),
+            detached: false,
             object,
         });
     }
@@ -758,6 +838,298 @@ impl FakeStripe {
             .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
             .collect()
     }
+
+    /// Every Customer so far (created with `POST /v1/customers` or seeded by
+    /// [`FakeStripe::add_payment_method`]), oldest first, as the API shows it, plus two fields
+    /// that are not Stripe's: `"_account"` (the connected account it lives on, `null` for the
+    /// platform) and, for a deleted one, `"deleted": true` (the object is the customer as it was
+    /// when deleted).
+    pub fn customers(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .customers
+            .iter()
+            .map(|c| {
+                let mut object = c.object.clone();
+                object["_account"] = json!(c.account);
+                if c.deleted {
+                    object["deleted"] = json!(true);
+                }
+                object
+            })
+            .collect()
+    }
+
+    /// Every Checkout Session so far, oldest first, as the API shows it, plus `"_account"` (the
+    /// connected account it lives on, `null` for the platform).
+    pub fn checkout_sessions(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .checkout_sessions
+            .iter()
+            .map(|s| {
+                let mut object = s.stored.object.clone();
+                object["_account"] = json!(s.stored.account);
+                object
+            })
+            .collect()
+    }
+
+    /// The customer enters a card on the hosted page of open setup-mode Checkout Session
+    /// `session_id` (<https://docs.stripe.com/payments/save-and-reuse?platform=web&ui=stripe-hosted>):
+    /// a card PaymentMethod `pm_id` (shaped as [`FakeStripe::add_payment_method`] makes it) is
+    /// attached to the session's customer, a SetupIntent `seti_…` succeeds with it
+    /// (`usage: "off_session"`, `metadata` and `description` from `setup_intent_data`), and the
+    /// session becomes `complete` with `setup_intent` set and `url: null`. Records, in this
+    /// order, `setup_intent.created`, `payment_method.attached` (only when the session has a
+    /// customer), `setup_intent.succeeded` and `checkout.session.completed`, in the session's
+    /// account, with `request.id` null (no API request of the platform caused them). Returns the
+    /// SetupIntent id.
+    ///
+    /// # Panics
+    ///
+    /// On an unknown session, or one that is not `open` (completed or expired).
+    pub fn complete_checkout_session(
+        &self,
+        session_id: &str,
+        pm_id: &str,
+        brand: &str,
+        last4: &str,
+        exp_month: u32,
+        exp_year: u32,
+    ) -> String {
+        let card = CardDetails {
+            brand,
+            last4,
+            exp_month,
+            exp_year,
+        };
+        let result = {
+            let mut state = self.shared.lock();
+            complete_stored_session(&self.shared, &mut state, session_id, pm_id, card)
+        };
+        match result {
+            Ok(setup_intent) => setup_intent,
+            Err(message) => {
+                panic!("FakeStripe::complete_checkout_session({session_id}): {message}")
+            }
+        }
+    }
+
+    /// Expires open Checkout Session `session_id` (as its `expires_at` passing, or
+    /// <https://docs.stripe.com/api/checkout/sessions/expire>): `status: "expired"`, `url: null`,
+    /// and a `checkout.session.expired` event.
+    ///
+    /// # Panics
+    ///
+    /// On an unknown session, or one that is not `open`.
+    pub fn expire_checkout_session(&self, session_id: &str) {
+        let result = {
+            let mut state = self.shared.lock();
+            expire_stored_session(&self.shared, &mut state, session_id)
+        };
+        if let Err(message) = result {
+            panic!("FakeStripe::expire_checkout_session({session_id}): {message}");
+        }
+    }
+
+    /// Detaches PaymentMethod `pm_id` of `account` from its customer, as
+    /// `POST /v1/payment_methods/{id}/detach` does (same code, same `payment_method.detached`
+    /// event), but with `request.id` null (the customer removed it, say, in a Stripe-hosted page).
+    ///
+    /// # Panics
+    ///
+    /// On an unknown PaymentMethod, or one that is not attached to a customer.
+    pub fn detach_payment_method(&self, account: Option<&str>, pm_id: &str) {
+        let result = {
+            let mut state = self.shared.lock();
+            let context = EventContext {
+                account: account.map(str::to_owned),
+                api_version: DEFAULT_API_VERSION.to_owned(),
+                request_id: None,
+                idempotency_key: None,
+            };
+            detach_stored_payment_method(&self.shared, &mut state, &context, pm_id)
+        };
+        if let Err(failure) = result {
+            panic!(
+                "FakeStripe::detach_payment_method({pm_id}): {}",
+                failure.message()
+            );
+        }
+    }
+
+    /// Changes the card of PaymentMethod `pm_id` of `account` (expiry, and the last 4 digits when
+    /// `last4` is given). With `automatic`, it is the card network's updater at work
+    /// (<https://docs.stripe.com/saved-cards#automatic-card-updates>) and the event is
+    /// `payment_method.automatically_updated`; otherwise `payment_method.updated`. Either way the
+    /// event carries `data.previous_attributes: {"card": {…old values of what changed…}}` and
+    /// `request.id` null.
+    ///
+    /// # Panics
+    ///
+    /// On an unknown PaymentMethod.
+    pub fn update_card(
+        &self,
+        account: Option<&str>,
+        pm_id: &str,
+        exp_month: u32,
+        exp_year: u32,
+        last4: Option<&str>,
+        automatic: bool,
+    ) {
+        let change = CardChange {
+            exp_month,
+            exp_year,
+            last4,
+        };
+        let result = {
+            let mut state = self.shared.lock();
+            update_stored_card(&self.shared, &mut state, account, pm_id, &change, automatic)
+        };
+        if let Err(message) = result {
+            panic!("FakeStripe::update_card({pm_id}): {message}");
+        }
+    }
+
+    /// Refunds `amount` (default: all that is left) of the charge of PaymentIntent
+    /// `payment_intent` (on whatever account it lives), through the same code as
+    /// `POST /v1/refunds` (as if done in the Dashboard: `request.id` null), and returns the
+    /// refund id (`re_…`).
+    ///
+    /// # Panics
+    ///
+    /// When Stripe would refuse the refund (unknown intent, no succeeded charge, more than what
+    /// is left, already fully refunded).
+    pub fn refund(&self, payment_intent: &str, amount: Option<i64>) -> String {
+        let result = {
+            let mut state = self.shared.lock();
+            let found = state
+                .intents
+                .iter()
+                .find(|i| i.id() == payment_intent)
+                .map(|i| (i.account.clone(), i.api_version.clone()));
+            match found {
+                None => Err(format!("No such payment_intent: '{payment_intent}'")),
+                Some((account, api_version)) => {
+                    let mut params = Map::new();
+                    params.insert("payment_intent".into(), json!(payment_intent));
+                    if let Some(amount) = amount {
+                        params.insert("amount".into(), json!(amount.to_string()));
+                    }
+                    let context = EventContext {
+                        account,
+                        api_version,
+                        request_id: None,
+                        idempotency_key: None,
+                    };
+                    create_refund(&self.shared, &mut state, &params, &context)
+                        .map_err(|failure| failure.message())
+                }
+            }
+        };
+        match result {
+            Ok(refund) => refund["id"].as_str().unwrap_or_default().to_owned(),
+            Err(message) => panic!("FakeStripe::refund({payment_intent}): {message}"),
+        }
+    }
+
+    /// The cardholder disputes the succeeded charge of PaymentIntent `payment_intent` with
+    /// `reason` (`fraudulent`, `product_not_received`, …;
+    /// <https://docs.stripe.com/api/disputes/object>): the charge gets `disputed: true` and a
+    /// `charge.dispute.created` event carries the Dispute (`dp_…`, `status: "needs_response"`,
+    /// the charge's amount and currency). Returns the dispute id.
+    ///
+    /// # Panics
+    ///
+    /// On an unknown intent, one without a succeeded charge, a charge already disputed, or a
+    /// reason Stripe does not have.
+    pub fn dispute(&self, payment_intent: &str, reason: &str) -> String {
+        let result = {
+            let mut state = self.shared.lock();
+            dispute_stored_charge(&self.shared, &mut state, payment_intent, reason)
+        };
+        match result {
+            Ok(id) => id,
+            Err(message) => panic!("FakeStripe::dispute({payment_intent}): {message}"),
+        }
+    }
+
+    /// Enables or disables charges on connected account `account`
+    /// (<https://docs.stripe.com/api/accounts/object>): an `account.updated` event (with
+    /// `account` set, <https://docs.stripe.com/connect/webhooks>) whose `data.object` is the
+    /// Account (`charges_enabled`, `payouts_enabled`, `details_submitted`, `capabilities`,
+    /// `requirements.disabled_reason`: `"requirements.past_due"` when disabled, null when
+    /// enabled) and whose `data.previous_attributes` holds the old values of what changed
+    /// (`charges_enabled`, `capabilities.card_payments`, `requirements`). While disabled,
+    /// confirming a PaymentIntent on the account is refused (`400`, "This Connect account cannot
+    /// currently make live charges. …"), nothing created or saved. Setting the value it already
+    /// has changes nothing and records nothing. Accounts start enabled.
+    pub fn set_charges_enabled(&self, account: &str, enabled: bool) {
+        let mut state = self.shared.lock();
+        let before = state.accounts.get(account).copied().unwrap_or_default();
+        if before.charges_enabled == enabled {
+            return;
+        }
+        let after = AccountFlags {
+            charges_enabled: enabled,
+        };
+        state.accounts.insert(account.to_owned(), after);
+        let old = account_object(account, before);
+        let previous = json!({
+            "charges_enabled": old["charges_enabled"],
+            "capabilities": {"card_payments": old["capabilities"]["card_payments"]},
+            "requirements": {
+                "currently_due": old["requirements"]["currently_due"],
+                "disabled_reason": old["requirements"]["disabled_reason"],
+                "eventually_due": old["requirements"]["eventually_due"],
+                "past_due": old["requirements"]["past_due"]
+            }
+        });
+        let context = EventContext {
+            account: Some(account.to_owned()),
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            request_id: None,
+            idempotency_key: None,
+        };
+        record_event_with_previous(
+            &self.shared,
+            &mut state,
+            &context,
+            "account.updated",
+            account_object(account, after),
+            Some(previous),
+        );
+    }
+
+    /// Connected account `account` disconnects the platform
+    /// (<https://docs.stripe.com/connect/webhooks>): an `account.application.deauthorized` event
+    /// with `account` set and the platform's Connect application as `data.object`
+    /// (`{"id": "ca_…", "object": "application", "name": APPLICATION_NAME}`); from then on the
+    /// account behaves as after [`FakeStripe::revoke_account`] (`403 account_invalid`, until
+    /// [`FakeStripe::restore_account`]).
+    pub fn deauthorize(&self, account: &str) {
+        let mut state = self.shared.lock();
+        let application = json!({
+            "id": self.shared.application_id,
+            "object": "application",
+            "name": APPLICATION_NAME
+        });
+        let context = EventContext {
+            account: Some(account.to_owned()),
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            request_id: None,
+            idempotency_key: None,
+        };
+        record_event(
+            &self.shared,
+            &mut state,
+            &context,
+            "account.application.deauthorized",
+            application,
+        );
+        state.revoked_accounts.insert(account.to_owned());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -769,6 +1141,8 @@ struct Shared {
     /// The `pmc_…` id reported in `payment_method_configuration_details` (one per fake, as an
     /// account has one default configuration).
     payment_method_configuration: String,
+    /// The platform's Connect application (`ca_…`), in `account.application.deauthorized`.
+    application_id: String,
     ids: RandomState,
     counter: AtomicU64,
     state: Mutex<State>,
@@ -799,6 +1173,13 @@ impl Shared {
 struct State {
     payment_methods: Vec<StoredPaymentMethod>,
     intents: Vec<StoredIntent>,
+    customers: Vec<StoredObject>,
+    checkout_sessions: Vec<StoredSession>,
+    setup_intents: Vec<StoredObject>,
+    /// One Charge per payment attempt that reached the card (`latest_charge` of an intent).
+    charge_objects: Vec<StoredObject>,
+    /// Connected accounts whose flags were changed from the default (everything enabled).
+    accounts: HashMap<String, AccountFlags>,
     idempotency: HashMap<(Option<String>, String), IdempotencyEntry>,
     script: VecDeque<Outcome>,
     requests: Vec<RecordedRequest>,
@@ -822,8 +1203,63 @@ struct StoredEvent {
 struct StoredPaymentMethod {
     account: Option<String>,
     id: String,
-    customer: String,
+    /// The customer it is attached to; `None` once detached (or never attached).
+    customer: Option<String>,
+    /// Detached from a customer: Stripe refuses to use it again.
+    detached: bool,
     object: Value,
+}
+
+/// A Customer, SetupIntent or Charge, in the account it lives on.
+struct StoredObject {
+    account: Option<String>,
+    /// The API version its later events are rendered in (the creating request's, or the default).
+    api_version: String,
+    object: Value,
+    /// Customers only: deleted (retrieve then answers the `deleted: true` stub).
+    deleted: bool,
+}
+
+impl StoredObject {
+    fn new(account: Option<String>, api_version: &str, object: Value) -> StoredObject {
+        StoredObject {
+            account,
+            api_version: api_version.to_owned(),
+            object,
+            deleted: false,
+        }
+    }
+
+    fn id(&self) -> &str {
+        self.object["id"].as_str().unwrap_or_default()
+    }
+
+    fn is(&self, account: Option<&str>, id: &str) -> bool {
+        self.account.as_deref() == account && self.id() == id
+    }
+}
+
+/// A Checkout Session and what it will put on the SetupIntent it creates.
+struct StoredSession {
+    stored: StoredObject,
+    /// `setup_intent_data[metadata]`.
+    setup_intent_metadata: Map<String, Value>,
+    /// `setup_intent_data[description]`.
+    setup_intent_description: Option<String>,
+}
+
+/// What [`FakeStripe::set_charges_enabled`] changed on a connected account.
+#[derive(Clone, Copy)]
+struct AccountFlags {
+    charges_enabled: bool,
+}
+
+impl Default for AccountFlags {
+    fn default() -> AccountFlags {
+        AccountFlags {
+            charges_enabled: true,
+        }
+    }
 }
 
 struct StoredIntent {
@@ -1214,9 +1650,10 @@ async fn dispatch(shared: &Arc<Shared>, incoming: &ReceivedRequest, request_id: 
             Some(value.to_owned())
         }
     };
-    if let Err(failure) = api_version(incoming) {
-        return failure.handled(request_id);
-    }
+    let version = match api_version(incoming) {
+        Ok(version) => version,
+        Err(failure) => return failure.handled(request_id),
+    };
 
     let segments: Vec<&str> = incoming.path.split('/').collect();
     match (incoming.method.as_str(), segments.as_slice()) {
@@ -1241,10 +1678,76 @@ async fn dispatch(shared: &Arc<Shared>, incoming: &ReceivedRequest, request_id: 
                 retrieve_payment_method(&shared.lock(), account.as_deref(), id, params)
             })
         }
+        ("POST", ["", "v1", "payment_methods", id, "detach"]) if !id.is_empty() => idempotent_post(
+            shared,
+            incoming,
+            account,
+            request_id,
+            |state, params, context| {
+                check_names(params, &[], &["expand"])?;
+                detach_stored_payment_method(shared, state, context, id)
+            },
+        ),
+        ("POST", ["", "v1", "customers"]) => idempotent_post(
+            shared,
+            incoming,
+            account,
+            request_id,
+            |state, params, context| create_customer(shared, state, params, context),
+        ),
+        ("GET", ["", "v1", "customers", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_customer(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
+        ("DELETE", ["", "v1", "customers", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                check_names(params, &[], &[])?;
+                let context = EventContext {
+                    account: account.clone(),
+                    api_version: version.clone(),
+                    request_id: Some(request_id.to_owned()),
+                    idempotency_key: None,
+                };
+                delete_customer(shared, &mut shared.lock(), &context, id)
+            })
+        }
+        ("POST", ["", "v1", "checkout", "sessions"]) => idempotent_post(
+            shared,
+            incoming,
+            account,
+            request_id,
+            |state, params, context| create_checkout_session(shared, state, params, context),
+        ),
+        ("GET", ["", "v1", "checkout", "sessions", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_checkout_session(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
+        ("GET", ["", "v1", "setup_intents", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_setup_intent(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
+        ("POST", ["", "v1", "refunds"]) => idempotent_post(
+            shared,
+            incoming,
+            account,
+            request_id,
+            |state, params, context| create_refund(shared, state, params, context),
+        ),
+        ("GET", ["", "v1", "charges", id]) if !id.is_empty() => {
+            sync_handler(incoming, request_id, |params| {
+                retrieve_charge(&shared.lock(), account.as_deref(), id, params)
+            })
+        }
         (method, _) => Failure::invalid(format!(
             "Unrecognized request URL ({method}: {}). This fake Stripe implements only \
-             POST /v1/payment_intents, GET /v1/payment_intents[/search|/{{id}}] and \
-             GET /v1/payment_methods/{{id}}.",
+             POST /v1/payment_intents, GET /v1/payment_intents[/search|/{{id}}], \
+             GET /v1/payment_methods/{{id}}, POST /v1/payment_methods/{{id}}/detach, \
+             POST /v1/customers, GET and DELETE /v1/customers/{{id}}, \
+             POST /v1/checkout/sessions, GET /v1/checkout/sessions/{{id}}, \
+             GET /v1/setup_intents/{{id}}, POST /v1/refunds and GET /v1/charges/{{id}}.",
             incoming.path
         ))
         .status(404)
@@ -1415,6 +1918,15 @@ impl Failure {
 
     fn handled(self, request_id: &str) -> Handled {
         Handled::Reply(self.reply(request_id))
+    }
+
+    /// The error's message (for the panics of test helpers).
+    fn message(&self) -> String {
+        self.error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -1667,11 +2179,8 @@ fn validate_create(
 
     let customer = string_param(params, "customer")?;
     if let Some(customer) = &customer {
-        let known = state
-            .payment_methods
-            .iter()
-            .any(|pm| pm.account.as_deref() == account && &pm.customer == customer);
-        if !known {
+        // A deleted customer is no customer (<https://docs.stripe.com/api/customers/delete>).
+        if live_customer(state, account, customer).is_none() {
             return Err(Failure::invalid(format!("No such customer: '{customer}'"))
                 .param("customer")
                 .code("resource_missing"));
@@ -1690,8 +2199,8 @@ fn validate_create(
                     .code("resource_missing"),
             );
         };
-        match &customer {
-            Some(customer) if &pm.customer != customer => {
+        match (&customer, &pm.customer) {
+            (Some(customer), Some(owner)) if owner != customer => {
                 return Err(Failure::invalid(format!(
                     "The PaymentMethod {pm_id} is attached to another Customer than \
                      {customer}; a PaymentIntent can only use the Customer's own payment \
@@ -1699,15 +2208,41 @@ fn validate_create(
                 ))
                 .param("payment_method"));
             }
-            None => {
+            (None, Some(_)) => {
                 return Err(Failure::invalid(format!(
                     "The PaymentMethod {pm_id} is attached to a Customer: pass that Customer's \
                      id in `customer` to use it."
                 ))
                 .param("customer"));
             }
+            // Detached (or never attached): "Once a PaymentMethod is detached, it can no longer
+            // be used for a payment or re-attached to a Customer"
+            // (<https://docs.stripe.com/api/payment_methods/detach>).
+            (Some(_), None) => {
+                return Err(Failure::invalid(format!(
+                    "The customer does not have a payment method with the ID {pm_id}. The \
+                     payment method must be attached to the customer."
+                ))
+                .param("payment_method"));
+            }
+            (None, None) if pm.detached => {
+                return Err(Failure::invalid(PAYMENT_METHOD_DETACHED).param("payment_method"));
+            }
             _ => {}
         }
+    }
+    // A connected account whose charges are disabled cannot be charged
+    // (<https://docs.stripe.com/api/accounts/object#account_object-charges_enabled>,
+    // <https://docs.stripe.com/connect/handling-api-verification>); Stripe's refusal names the
+    // account's `requirements.disabled_reason`.
+    if confirm
+        && let Some(account) = account
+        && state
+            .accounts
+            .get(account)
+            .is_some_and(|flags| !flags.charges_enabled)
+    {
+        return Err(Failure::invalid(CHARGES_DISABLED));
     }
     if confirm && payment_method.is_none() {
         return Err(Failure::invalid(
@@ -1718,17 +2253,7 @@ fn validate_create(
         .code("payment_intent_unexpected_state"));
     }
 
-    let metadata = match params.get("metadata") {
-        None => Map::new(),
-        Some(Value::Object(map)) => validate_metadata(map)?,
-        Some(Value::String(s)) if s.is_empty() => Map::new(),
-        Some(_) => {
-            return Err(Failure::invalid(
-                "Invalid object: metadata must be a hash of keys to string values.",
-            )
-            .param("metadata"));
-        }
-    };
+    let metadata = metadata_param(params.get("metadata"), "metadata")?;
     let description = string_param(params, "description")?;
     if description
         .as_ref()
@@ -1751,35 +2276,8 @@ fn validate_create(
         ));
     }
     let explicit_automatic = automatic_payment_methods_param(params)?;
-    let payment_method_types = match params.get("payment_method_types") {
-        None => vec!["card".to_owned()],
-        Some(Value::Array(items)) => {
-            let mut types = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some("card") => types.push("card".to_owned()),
-                    Some(other) => {
-                        return Err(Failure::invalid(format!(
-                            "The payment method type '{other}' is not supported by this fake \
-                             Stripe (only 'card')."
-                        ))
-                        .param(&format!("payment_method_types[{i}]")));
-                    }
-                    None => {
-                        return Err(Failure::invalid("Invalid array of strings.")
-                            .param("payment_method_types"));
-                    }
-                }
-            }
-            types
-        }
-        Some(_) => {
-            return Err(Failure::invalid(
-                "Invalid array: payment_method_types must be an array of strings.",
-            )
-            .param("payment_method_types"));
-        }
-    };
+    let payment_method_types =
+        payment_method_types_param(params)?.unwrap_or_else(|| vec!["card".to_owned()]);
     // From API version 2023-08-16 on, a PaymentIntent created without `payment_method_types`
     // has automatic payment methods enabled, with `allow_redirects: "always"`
     // (<https://docs.stripe.com/upgrades#2023-08-16>); before, it defaulted to `["card"]`. The
@@ -1860,6 +2358,40 @@ fn validate_create(
     })
 }
 
+/// `payment_method_types[]`: only `card` is implemented. `None` when absent.
+fn payment_method_types_param(params: &Map<String, Value>) -> Result<Option<Vec<String>>, Failure> {
+    let types = match params.get("payment_method_types") {
+        None => return Ok(None),
+        Some(Value::Array(items)) => {
+            let mut types = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some("card") => types.push("card".to_owned()),
+                    Some(other) => {
+                        return Err(Failure::invalid(format!(
+                            "The payment method type '{other}' is not supported by this fake \
+                             Stripe (only 'card')."
+                        ))
+                        .param(&format!("payment_method_types[{i}]")));
+                    }
+                    None => {
+                        return Err(Failure::invalid("Invalid array of strings.")
+                            .param("payment_method_types"));
+                    }
+                }
+            }
+            types
+        }
+        Some(_) => {
+            return Err(Failure::invalid(
+                "Invalid array: payment_method_types must be an array of strings.",
+            )
+            .param("payment_method_types"));
+        }
+    };
+    Ok(Some(types))
+}
+
 /// Stripe's refusal to confirm, without a `return_url`, a PaymentIntent whose automatic payment
 /// methods allow redirects.
 const RETURN_URL_REQUIRED: &str = "This PaymentIntent is configured to accept payment methods \
@@ -1929,10 +2461,35 @@ fn automatic_payment_methods_param(
     )))
 }
 
-fn validate_metadata(map: &Map<String, Value>) -> Result<Map<String, Value>, Failure> {
+/// Stripe's refusal of a PaymentMethod that was detached from its customer.
+const PAYMENT_METHOD_DETACHED: &str = "The provided PaymentMethod was previously used with a \
+    PaymentIntent without Customer attachment, shared with a connected account without Customer \
+    attachment, or was detached from a Customer. It may not be used again. To use a \
+    PaymentMethod multiple times, you must attach it to a Customer first.";
+
+/// Stripe's refusal to charge on a connected account whose charges are disabled.
+const CHARGES_DISABLED: &str = "This Connect account cannot currently make live charges. The \
+    `requirements.disabled_reason` property on the account will provide information about why \
+    this account is currently disabled. If you are a customer trying to make a purchase, please \
+    contact the owner of this site. Your transaction has not been processed.";
+
+/// A `metadata`-like hash parameter named `param` (absent or `""`: empty).
+fn metadata_param(value: Option<&Value>, param: &str) -> Result<Map<String, Value>, Failure> {
+    match value {
+        None => Ok(Map::new()),
+        Some(Value::Object(map)) => validate_metadata(map, param),
+        Some(Value::String(s)) if s.is_empty() => Ok(Map::new()),
+        Some(_) => Err(Failure::invalid(format!(
+            "Invalid object: {param} must be a hash of keys to string values."
+        ))
+        .param(param)),
+    }
+}
+
+fn validate_metadata(map: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, Failure> {
     let mut clean = Map::new();
     for (key, value) in map {
-        let param = format!("metadata[{key}]");
+        let param = format!("{name}[{key}]");
         let Value::String(value) = value else {
             return Err(Failure::invalid(format!(
                 "Invalid value for {param}: metadata values must be strings."
@@ -1958,7 +2515,7 @@ fn validate_metadata(map: &Map<String, Value>) -> Result<Map<String, Value>, Fai
         }
     }
     if clean.len() > 50 {
-        return Err(Failure::invalid("Metadata can have at most 50 keys.").param("metadata"));
+        return Err(Failure::invalid("Metadata can have at most 50 keys.").param(name));
     }
     Ok(clean)
 }
@@ -1993,15 +2550,10 @@ async fn create_payment_intent(
         Ok(params) => params,
         Err(failure) => return failure.handled(request_id),
     };
-    let key = incoming.idempotency_key().map(str::to_owned);
-    if let Some(key) = &key
-        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
-    {
-        return Failure::invalid(format!(
-            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long."
-        ))
-        .handled(request_id);
-    }
+    let key = match idempotency_key(incoming, request_id) {
+        Ok(key) => key,
+        Err(handled) => return handled,
+    };
     let fingerprint = Fingerprint {
         method: incoming.method.clone(),
         path: incoming.path.clone(),
@@ -2012,47 +2564,10 @@ async fn create_payment_intent(
     // requests with the same key cannot both start.
     let (outcome, execution) = {
         let mut state = shared.lock();
-        if let Some(key) = &key {
-            match state.idempotency.get(&(account.clone(), key.clone())) {
-                Some(IdempotencyEntry::Done {
-                    fingerprint: saved_fingerprint,
-                    saved,
-                }) => {
-                    if *saved_fingerprint == fingerprint {
-                        return Handled::Reply(Reply {
-                            status: saved.status,
-                            body: saved.body.clone(),
-                            original_request: Some(saved.request_id.clone()),
-                            replayed: true,
-                            should_retry: None,
-                        });
-                    }
-                    return Failure::typed(
-                        "idempotency_error",
-                        format!(
-                            "Keys for idempotent requests can only be reused with the same \
-                             endpoint and parameters as their first request. Use another key \
-                             than '{key}' for a different request."
-                        ),
-                    )
-                    .status(400)
-                    .handled(request_id);
-                }
-                Some(IdempotencyEntry::InFlight) => {
-                    let mut failure = Failure::typed(
-                        "idempotency_error",
-                        format!(
-                            "There is currently another in-progress request using the \
-                             Idempotency-Key '{key}'. Retry this request later."
-                        ),
-                    )
-                    .status(409)
-                    .code("idempotency_key_in_use");
-                    failure.should_retry = Some(true);
-                    return failure.handled(request_id);
-                }
-                None => {}
-            }
+        if let Some(key) = &key
+            && let Some(answer) = idempotency_check(&state, &account, key, &fingerprint, request_id)
+        {
+            return answer;
         }
         let version = api_version(incoming).unwrap_or_else(|_| DEFAULT_API_VERSION.to_owned());
         let create = match validate_create(&params, &state, account.as_deref(), &version) {
@@ -2288,6 +2803,18 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
             &intent,
             params.payment_method.as_deref(),
         );
+        // The attempt's Charge, retrievable and refundable from now on
+        // (<https://docs.stripe.com/api/charges/object>).
+        if intent["latest_charge"].is_string() {
+            let status = match intent["status"].as_str() {
+                Some("succeeded" | "requires_capture") => "succeeded",
+                _ => "failed",
+            };
+            let charge = charge_object(&intent, status, params.payment_method.as_deref());
+            state
+                .charge_objects
+                .push(StoredObject::new(account.clone(), &api_version, charge));
+        }
         state.intents.push(StoredIntent {
             account: account.clone(),
             api_version,
@@ -2298,15 +2825,15 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         });
     }
     if let Some(key) = key {
-        state.idempotency.insert(
-            (account, key),
-            IdempotencyEntry::Done {
-                fingerprint,
-                saved: SavedResponse {
-                    status,
-                    body: body.clone(),
-                    request_id: request_id.clone(),
-                },
+        save_idempotent(
+            &mut state,
+            account,
+            key,
+            fingerprint,
+            SavedResponse {
+                status,
+                body: body.clone(),
+                request_id: request_id.clone(),
             },
         );
     }
@@ -2316,6 +2843,160 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
         original_request: Some(request_id),
         replayed: false,
         should_retry: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The idempotency layer, shared by every POST endpoint
+// (<https://docs.stripe.com/api/idempotent_requests>)
+
+/// The request's `Idempotency-Key`, refused when empty or longer than Stripe allows.
+fn idempotency_key(
+    incoming: &ReceivedRequest,
+    request_id: &str,
+) -> Result<Option<String>, Handled> {
+    let key = incoming.idempotency_key().map(str::to_owned);
+    if let Some(key) = &key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN)
+    {
+        return Err(Failure::invalid(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long."
+        ))
+        .handled(request_id));
+    }
+    Ok(key)
+}
+
+/// What the idempotency layer answers for `key` without executing anything: the saved result
+/// (same endpoint and parameters: a replay), `400 idempotency_error` (other parameters or
+/// endpoint), `409 idempotency_key_in_use` (still executing). `None`: execute.
+fn idempotency_check(
+    state: &State,
+    account: &Option<String>,
+    key: &str,
+    fingerprint: &Fingerprint,
+    request_id: &str,
+) -> Option<Handled> {
+    match state.idempotency.get(&(account.clone(), key.to_owned()))? {
+        IdempotencyEntry::Done {
+            fingerprint: saved_fingerprint,
+            saved,
+        } => {
+            if saved_fingerprint == fingerprint {
+                return Some(Handled::Reply(Reply {
+                    status: saved.status,
+                    body: saved.body.clone(),
+                    original_request: Some(saved.request_id.clone()),
+                    replayed: true,
+                    should_retry: None,
+                }));
+            }
+            Some(
+                Failure::typed(
+                    "idempotency_error",
+                    format!(
+                        "Keys for idempotent requests can only be reused with the same endpoint \
+                         and parameters as their first request. Use another key than '{key}' \
+                         for a different request."
+                    ),
+                )
+                .status(400)
+                .handled(request_id),
+            )
+        }
+        IdempotencyEntry::InFlight => {
+            let mut failure = Failure::typed(
+                "idempotency_error",
+                format!(
+                    "There is currently another in-progress request using the Idempotency-Key \
+                     '{key}'. Retry this request later."
+                ),
+            )
+            .status(409)
+            .code("idempotency_key_in_use");
+            failure.should_retry = Some(true);
+            Some(failure.handled(request_id))
+        }
+    }
+}
+
+/// Saves the result of an executed request under (account, key).
+fn save_idempotent(
+    state: &mut State,
+    account: Option<String>,
+    key: String,
+    fingerprint: Fingerprint,
+    saved: SavedResponse,
+) {
+    state.idempotency.insert(
+        (account, key),
+        IdempotencyEntry::Done { fingerprint, saved },
+    );
+}
+
+/// Runs a POST endpoint other than `POST /v1/payment_intents` behind the idempotency layer. The
+/// handler validates first and changes state only once validation passed: a refusal (`Err`) is a
+/// validation failure, which Stripe does not save under the key ("no idempotent result is saved"
+/// when "incoming parameters failed validation", <https://docs.stripe.com/api/idempotent_requests>);
+/// a success is saved and replayed. The idempotency check, the validation and the execution all
+/// happen under one lock, so two requests with the same key cannot both execute.
+fn idempotent_post(
+    shared: &Shared,
+    incoming: &ReceivedRequest,
+    account: Option<String>,
+    request_id: &str,
+    handler: impl FnOnce(&mut State, &Map<String, Value>, &EventContext) -> Result<Value, Failure>,
+) -> Handled {
+    let params = match incoming.params() {
+        Ok(params) => params,
+        Err(failure) => return failure.handled(request_id),
+    };
+    let key = match idempotency_key(incoming, request_id) {
+        Ok(key) => key,
+        Err(handled) => return handled,
+    };
+    let fingerprint = Fingerprint {
+        method: incoming.method.clone(),
+        path: incoming.path.clone(),
+        params: Value::Object(params.clone()),
+    };
+    let mut state = shared.lock();
+    if let Some(key) = &key
+        && let Some(answer) = idempotency_check(&state, &account, key, &fingerprint, request_id)
+    {
+        return answer;
+    }
+    let context = EventContext {
+        account: account.clone(),
+        api_version: api_version(incoming).unwrap_or_else(|_| DEFAULT_API_VERSION.to_owned()),
+        request_id: Some(request_id.to_owned()),
+        idempotency_key: key.clone(),
+    };
+    match handler(&mut state, &params, &context) {
+        Err(failure) => failure.handled(request_id),
+        Ok(value) => {
+            let body = pretty(&value);
+            if let Some(key) = key {
+                save_idempotent(
+                    &mut state,
+                    account,
+                    key,
+                    fingerprint,
+                    SavedResponse {
+                        status: 200,
+                        body: body.clone(),
+                        request_id: request_id.to_owned(),
+                    },
+                );
+            }
+            Handled::Reply(Reply {
+                status: 200,
+                body,
+                original_request: Some(request_id.to_owned()),
+                replayed: false,
+                should_retry: None,
+            })
+        }
     }
 }
 
@@ -2407,6 +3088,19 @@ fn record_event(
     kind: &str,
     object: Value,
 ) {
+    record_event_with_previous(shared, state, context, kind, object, None);
+}
+
+/// [`record_event`] with `data.previous_attributes`: "the names of the updated attributes and
+/// their values prior to the event" (<https://docs.stripe.com/api/events/object>).
+fn record_event_with_previous(
+    shared: &Shared,
+    state: &mut State,
+    context: &EventContext,
+    kind: &str,
+    object: Value,
+    previous_attributes: Option<Value>,
+) {
     let id = shared.new_id("evt_3Fk", 21);
     let mut event = json!({
         "id": id,
@@ -2423,6 +3117,9 @@ fn record_event(
     // (<https://docs.stripe.com/connect/webhooks>).
     if let Some(account) = &context.account {
         event["account"] = json!(account);
+    }
+    if let Some(previous) = previous_attributes {
+        event["data"]["previous_attributes"] = previous;
     }
     let mut payload = serde_json::to_string_pretty(&event).unwrap_or_default();
     payload.push('\n');
@@ -2528,9 +3225,13 @@ fn charge_object(intent: &Value, status: &str, payment_method: Option<&str>) -> 
         "currency": intent["currency"],
         "customer": intent["customer"],
         "description": intent["description"],
+        "disputed": false,
         "failure_code": if succeeded { Value::Null } else { error["code"].clone() },
         "failure_message": if succeeded { Value::Null } else { error["message"].clone() },
         "livemode": false,
+        // Stripe copies a PaymentIntent's metadata onto the charges it creates (what its
+        // charges show; the PaymentIntent side is in
+        // <https://docs.stripe.com/payments/payment-intents#storing-information-in-metadata>).
         "metadata": intent["metadata"],
         "outcome": if succeeded {
             json!({
@@ -2739,6 +3440,1129 @@ fn search_payment_intents(
         "next_page": if has_more { Some(format!("pgfake_{}", offset + limit)) } else { None },
         "url": "/v1/payment_intents/search"
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Card on file: customers, Checkout Sessions in setup mode, SetupIntents, payment methods
+
+/// The card a PaymentMethod describes.
+#[derive(Clone, Copy)]
+struct CardDetails<'a> {
+    brand: &'a str,
+    last4: &'a str,
+    exp_month: u32,
+    exp_year: u32,
+}
+
+/// A card PaymentMethod (<https://docs.stripe.com/api/payment_methods/object>), attached to
+/// `customer` when given.
+fn card_payment_method_object(
+    shared: &Shared,
+    pm_id: &str,
+    card: CardDetails<'_>,
+    customer: Option<&str>,
+) -> Value {
+    let display_brand = match card.brand {
+        "amex" => "american_express",
+        "diners" => "diners_club",
+        other => other,
+    };
+    let fingerprint = random_chars(&shared.ids, shared.next_counter(), 16);
+    json!({
+        "id": pm_id,
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": {
+            "address": {
+                "city": null, "country": null, "line1": null, "line2": null,
+                "postal_code": null, "state": null
+            },
+            "email": null,
+            "name": null,
+            "phone": null
+        },
+        "card": {
+            "brand": card.brand,
+            "checks": {
+                "address_line1_check": null,
+                "address_postal_code_check": null,
+                "cvc_check": "pass"
+            },
+            "country": "US",
+            "display_brand": display_brand,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "fingerprint": fingerprint,
+            "funding": "credit",
+            "generated_from": null,
+            "last4": card.last4,
+            "networks": {"available": [card.brand], "preferred": null},
+            "three_d_secure_usage": {"supported": true},
+            "wallet": null
+        },
+        "created": unix_now(),
+        "customer": customer,
+        "livemode": false,
+        "metadata": {},
+        "type": "card"
+    })
+}
+
+/// What a Customer is created with.
+#[derive(Default)]
+struct CustomerFields {
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    description: Option<String>,
+    metadata: Map<String, Value>,
+}
+
+/// A Customer (<https://docs.stripe.com/api/customers/object>).
+fn customer_object(id: &str, fields: &CustomerFields) -> Value {
+    json!({
+        "id": id,
+        "object": "customer",
+        "address": null,
+        "balance": 0,
+        "created": unix_now(),
+        "currency": null,
+        "default_source": null,
+        "delinquent": false,
+        "description": fields.description,
+        "discount": null,
+        "email": fields.email,
+        "invoice_settings": {
+            "custom_fields": null,
+            "default_payment_method": null,
+            "footer": null,
+            "rendering_options": null
+        },
+        "livemode": false,
+        "metadata": fields.metadata,
+        "name": fields.name,
+        "phone": fields.phone,
+        "preferred_locales": [],
+        "shipping": null,
+        "tax_exempt": "none",
+        "test_clock": null
+    })
+}
+
+/// The customer `id` of `account`, unless it does not exist there or was deleted.
+fn live_customer<'a>(
+    state: &'a State,
+    account: Option<&str>,
+    id: &str,
+) -> Option<&'a StoredObject> {
+    state
+        .customers
+        .iter()
+        .find(|c| c.is(account, id) && !c.deleted)
+}
+
+/// `404 resource_missing` for an object that does not exist in the requesting account.
+fn not_found(kind: &str, id: &str, param: &str) -> Failure {
+    Failure::invalid(format!("No such {kind}: '{id}'"))
+        .status(404)
+        .param(param)
+        .code("resource_missing")
+}
+
+/// A parameter naming an object that does not exist in the requesting account: `400
+/// resource_missing` with `param` (as for `customer` on a PaymentIntent).
+fn missing_reference(kind: &str, id: &str, param: &str) -> Failure {
+    Failure::invalid(format!("No such {kind}: '{id}'"))
+        .param(param)
+        .code("resource_missing")
+}
+
+/// A string parameter of at most `max` characters.
+fn bounded_string_param(
+    params: &Map<String, Value>,
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, Failure> {
+    let value = string_param(params, name)?;
+    if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+        return Err(
+            Failure::invalid(format!("Invalid {name}: must be at most {max} characters"))
+                .param(name),
+        );
+    }
+    Ok(value)
+}
+
+/// `POST /v1/customers` (<https://docs.stripe.com/api/customers/create>): every parameter is
+/// optional; records `customer.created`.
+fn create_customer(
+    shared: &Shared,
+    state: &mut State,
+    params: &Map<String, Value>,
+    context: &EventContext,
+) -> Result<Value, Failure> {
+    check_names(
+        params,
+        &["email", "name", "phone", "description", "metadata"],
+        &[
+            "address",
+            "balance",
+            "cash_balance",
+            "expand",
+            "invoice_prefix",
+            "invoice_settings",
+            "next_invoice_sequence",
+            "payment_method",
+            "preferred_locales",
+            "shipping",
+            "source",
+            "tax",
+            "tax_exempt",
+            "tax_id_data",
+            "test_clock",
+        ],
+    )?;
+    let fields = CustomerFields {
+        // Stripe's limits (<https://docs.stripe.com/api/customers/create>): email 512
+        // characters, name 256, phone 20.
+        email: bounded_string_param(params, "email", 512)?,
+        name: bounded_string_param(params, "name", 256)?,
+        phone: bounded_string_param(params, "phone", 20)?,
+        description: bounded_string_param(params, "description", 350)?,
+        metadata: metadata_param(params.get("metadata"), "metadata")?,
+    };
+    let id = shared.new_id("cus_", 14);
+    let object = customer_object(&id, &fields);
+    state.customers.push(StoredObject::new(
+        context.account.clone(),
+        &context.api_version,
+        object.clone(),
+    ));
+    record_event(shared, state, context, "customer.created", object.clone());
+    Ok(object)
+}
+
+/// `GET /v1/customers/{id}` (<https://docs.stripe.com/api/customers/retrieve>): a deleted
+/// customer answers the `{"id", "object": "customer", "deleted": true}` stub.
+fn retrieve_customer(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &[], &["expand"])?;
+    match state.customers.iter().find(|c| c.is(account, id)) {
+        Some(c) if c.deleted => Ok(json!({"id": id, "object": "customer", "deleted": true})),
+        Some(c) => Ok(c.object.clone()),
+        None => Err(not_found("customer", id, "id")),
+    }
+}
+
+/// `DELETE /v1/customers/{id}` (<https://docs.stripe.com/api/customers/delete>): "Permanently
+/// deletes a customer. It cannot be undone." Answers the deleted stub, records
+/// `customer.deleted` with the customer as it was, and detaches its payment methods (their
+/// `customer` becomes null and they cannot be used again). Deleting it again is a `404`.
+fn delete_customer(
+    shared: &Shared,
+    state: &mut State,
+    context: &EventContext,
+    id: &str,
+) -> Result<Value, Failure> {
+    let account = context.account.as_deref();
+    let Some(stored) = state
+        .customers
+        .iter_mut()
+        .find(|c| c.is(account, id) && !c.deleted)
+    else {
+        return Err(not_found("customer", id, "id"));
+    };
+    stored.deleted = true;
+    let object = stored.object.clone();
+    for pm in state
+        .payment_methods
+        .iter_mut()
+        .filter(|pm| pm.account.as_deref() == account && pm.customer.as_deref() == Some(id))
+    {
+        pm.customer = None;
+        pm.detached = true;
+        pm.object["customer"] = Value::Null;
+    }
+    record_event(shared, state, context, "customer.deleted", object);
+    Ok(json!({"id": id, "object": "customer", "deleted": true}))
+}
+
+/// `POST /v1/payment_methods/{id}/detach` (<https://docs.stripe.com/api/payment_methods/detach>):
+/// the PaymentMethod with `customer: null`, and `payment_method.detached` with that object.
+/// "Once a PaymentMethod is detached, it can no longer be used for a payment or re-attached to a
+/// Customer." The event carries no `previous_attributes`: the event object documents them "only
+/// [for] events of type `*.updated`" (<https://docs.stripe.com/api/events/object>).
+fn detach_stored_payment_method(
+    shared: &Shared,
+    state: &mut State,
+    context: &EventContext,
+    id: &str,
+) -> Result<Value, Failure> {
+    let account = context.account.as_deref();
+    let Some(pm) = state
+        .payment_methods
+        .iter_mut()
+        .find(|pm| pm.account.as_deref() == account && pm.id == id)
+    else {
+        return Err(not_found("PaymentMethod", id, "payment_method"));
+    };
+    if pm.customer.is_none() {
+        return Err(Failure::invalid(
+            "The payment method you provided is not attached to a customer so detachment is \
+             impossible.",
+        )
+        .param("payment_method"));
+    }
+    pm.customer = None;
+    pm.detached = true;
+    pm.object["customer"] = Value::Null;
+    let object = pm.object.clone();
+    record_event(
+        shared,
+        state,
+        context,
+        "payment_method.detached",
+        object.clone(),
+    );
+    Ok(object)
+}
+
+/// New card details for [`FakeStripe::update_card`].
+struct CardChange<'a> {
+    exp_month: u32,
+    exp_year: u32,
+    last4: Option<&'a str>,
+}
+
+/// Changes a stored card and records `payment_method.automatically_updated` (the card network's
+/// updater, <https://docs.stripe.com/saved-cards#automatic-card-updates>) or
+/// `payment_method.updated`, with `data.previous_attributes: {"card": {…the old values of what
+/// changed…}}` (<https://docs.stripe.com/api/events/object>).
+fn update_stored_card(
+    shared: &Shared,
+    state: &mut State,
+    account: Option<&str>,
+    pm_id: &str,
+    change: &CardChange<'_>,
+    automatic: bool,
+) -> Result<(), String> {
+    let Some(pm) = state
+        .payment_methods
+        .iter_mut()
+        .find(|pm| pm.account.as_deref() == account && pm.id == pm_id)
+    else {
+        return Err(format!("No such PaymentMethod: '{pm_id}'"));
+    };
+    let card = &mut pm.object["card"];
+    let mut previous = Map::new();
+    let mut set = |field: &str, value: Value| {
+        if card[field] != value {
+            previous.insert(field.to_owned(), card[field].clone());
+            card[field] = value;
+        }
+    };
+    set("exp_month", json!(change.exp_month));
+    set("exp_year", json!(change.exp_year));
+    if let Some(last4) = change.last4 {
+        set("last4", json!(last4));
+    }
+    let object = pm.object.clone();
+    let context = EventContext {
+        account: account.map(str::to_owned),
+        api_version: DEFAULT_API_VERSION.to_owned(),
+        request_id: None,
+        idempotency_key: None,
+    };
+    let kind = if automatic {
+        "payment_method.automatically_updated"
+    } else {
+        "payment_method.updated"
+    };
+    record_event_with_previous(
+        shared,
+        state,
+        &context,
+        kind,
+        object,
+        Some(json!({ "card": previous })),
+    );
+    Ok(())
+}
+
+const CHECKOUT_PARAMS: &[&str] = &[
+    "mode",
+    "customer",
+    "success_url",
+    "cancel_url",
+    "payment_method_types",
+    "currency",
+    "metadata",
+    "setup_intent_data",
+    "expires_at",
+    "client_reference_id",
+];
+
+const CHECKOUT_UNSUPPORTED: &[&str] = &[
+    "adaptive_pricing",
+    "after_expiration",
+    "allow_promotion_codes",
+    "automatic_tax",
+    "billing_address_collection",
+    "consent_collection",
+    "custom_fields",
+    "custom_text",
+    "customer_creation",
+    "customer_email",
+    "customer_update",
+    "discounts",
+    "expand",
+    "invoice_creation",
+    "line_items",
+    "locale",
+    "payment_intent_data",
+    "payment_method_collection",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "phone_number_collection",
+    "redirect_on_completion",
+    "return_url",
+    "saved_payment_method_options",
+    "shipping_address_collection",
+    "shipping_options",
+    "submit_type",
+    "subscription_data",
+    "tax_id_collection",
+    "ui_mode",
+];
+
+/// Checkout's limits on `expires_at`: "It can be anywhere from 30 minutes to 24 hours after
+/// Checkout Session creation. By default, this value is 24 hours from creation."
+/// (<https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at>).
+const CHECKOUT_MIN_LIFETIME: i64 = 30 * 60;
+const CHECKOUT_MAX_LIFETIME: i64 = 24 * 60 * 60;
+
+/// An absolute `http(s)://host…` URL.
+fn url_param(params: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
+    let Some(url) = string_param(params, name)? else {
+        return Ok(None);
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if !rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/')) {
+        return Err(Failure::invalid("Not a valid URL").param(name));
+    }
+    Ok(Some(url))
+}
+
+/// `POST /v1/checkout/sessions` in `mode=setup`
+/// (<https://docs.stripe.com/api/checkout/sessions/create>,
+/// <https://docs.stripe.com/payments/save-and-reuse?platform=web&ui=stripe-hosted>). No event:
+/// Stripe has none for a created session. The SetupIntent only exists once the customer
+/// confirms (`setup_intent: null` until then, <https://docs.stripe.com/upgrades#2022-08-01>).
+fn create_checkout_session(
+    shared: &Shared,
+    state: &mut State,
+    params: &Map<String, Value>,
+    context: &EventContext,
+) -> Result<Value, Failure> {
+    check_names(params, CHECKOUT_PARAMS, CHECKOUT_UNSUPPORTED)?;
+    let mode = string_param(params, "mode")?.ok_or_else(|| missing_parameter("mode"))?;
+    match mode.as_str() {
+        "setup" => {}
+        "payment" | "subscription" => {
+            return Err(Failure::invalid(format!(
+                "This fake Stripe implements Checkout Sessions in setup mode only, not \
+                 mode={mode}."
+            ))
+            .param("mode"));
+        }
+        other => {
+            return Err(Failure::invalid(format!(
+                "Invalid mode: must be one of payment, setup, or subscription, got {other}"
+            ))
+            .param("mode"));
+        }
+    }
+    // A Stripe-hosted page (the default `ui_mode`) sends the customer to `success_url` when done.
+    let success_url =
+        url_param(params, "success_url")?.ok_or_else(|| missing_parameter("success_url"))?;
+    let cancel_url = url_param(params, "cancel_url")?;
+    let payment_method_types = payment_method_types_param(params)?;
+    let currency = string_param(params, "currency")?.map(|c| c.to_ascii_lowercase());
+    if let Some(currency) = &currency
+        && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        return Err(Failure::invalid(format!("Invalid currency: {currency}")).param("currency"));
+    }
+    // `currency`: "Required in `setup` mode when `payment_method_types` is not set."
+    // (<https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-currency>).
+    if currency.is_none() && payment_method_types.is_none() {
+        return Err(Failure::invalid(
+            "Missing required param: currency. currency is required in setup mode when \
+             payment_method_types is not set.",
+        )
+        .param("currency")
+        .code("parameter_missing"));
+    }
+    let customer = string_param(params, "customer")?;
+    if let Some(customer) = &customer
+        && live_customer(state, context.account.as_deref(), customer).is_none()
+    {
+        return Err(missing_reference("customer", customer, "customer"));
+    }
+    let metadata = metadata_param(params.get("metadata"), "metadata")?;
+    let (setup_intent_metadata, setup_intent_description) = match params.get("setup_intent_data") {
+        None => (Map::new(), None),
+        Some(Value::Object(data)) => {
+            for key in data.keys() {
+                let name = format!("setup_intent_data[{key}]");
+                match key.as_str() {
+                    "metadata" | "description" => {}
+                    "on_behalf_of" => return Err(unsupported_parameter(&name)),
+                    _ => return Err(unknown_parameter(&name)),
+                }
+            }
+            let description = match data.get("description") {
+                None => None,
+                Some(Value::String(d)) => Some(d.clone()),
+                Some(_) => {
+                    return Err(Failure::invalid(
+                        "Invalid string: setup_intent_data[description] must be a string.",
+                    )
+                    .param("setup_intent_data[description]"));
+                }
+            };
+            (
+                metadata_param(data.get("metadata"), "setup_intent_data[metadata]")?,
+                description,
+            )
+        }
+        Some(_) => {
+            return Err(
+                Failure::invalid("Invalid object: setup_intent_data must be a hash.")
+                    .param("setup_intent_data"),
+            );
+        }
+    };
+    let created = unix_now();
+    let expires_at = match integer_param(params, "expires_at")? {
+        None => created + CHECKOUT_MAX_LIFETIME,
+        Some(at) if at < created + CHECKOUT_MIN_LIFETIME => {
+            return Err(Failure::invalid(
+                "The `expires_at` timestamp must be at least 30 minutes from Checkout Session \
+                 creation.",
+            )
+            .param("expires_at"));
+        }
+        Some(at) if at > created + CHECKOUT_MAX_LIFETIME => {
+            return Err(Failure::invalid(
+                "The `expires_at` timestamp must be less than 24 hours from Checkout Session \
+                 creation.",
+            )
+            .param("expires_at"));
+        }
+        Some(at) => at,
+    };
+    let client_reference_id = bounded_string_param(params, "client_reference_id", 200)?;
+
+    let id = shared.new_id("cs_test_a1", 56);
+    let object = json!({
+        "id": id,
+        "object": "checkout.session",
+        "after_expiration": null,
+        "allow_promotion_codes": null,
+        "amount_subtotal": null,
+        "amount_total": null,
+        "billing_address_collection": null,
+        "cancel_url": cancel_url,
+        "client_reference_id": client_reference_id,
+        "client_secret": null,
+        "created": created,
+        "currency": currency,
+        "customer": customer,
+        "customer_creation": null,
+        "customer_details": null,
+        "customer_email": null,
+        "expires_at": expires_at,
+        "invoice": null,
+        "livemode": false,
+        "locale": null,
+        "metadata": metadata,
+        "mode": "setup",
+        "payment_intent": null,
+        "payment_link": null,
+        "payment_method_collection": "always",
+        "payment_method_types": payment_method_types.unwrap_or_else(|| vec!["card".to_owned()]),
+        "payment_status": "no_payment_required",
+        "setup_intent": null,
+        "status": "open",
+        "submit_type": null,
+        "subscription": null,
+        "success_url": success_url,
+        "ui_mode": "hosted",
+        "url": format!("https://checkout.stripe.com/c/pay/{id}")
+    });
+    state.checkout_sessions.push(StoredSession {
+        stored: StoredObject::new(
+            context.account.clone(),
+            &context.api_version,
+            object.clone(),
+        ),
+        setup_intent_metadata,
+        setup_intent_description,
+    });
+    Ok(object)
+}
+
+fn retrieve_checkout_session(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &[], &["expand"])?;
+    state
+        .checkout_sessions
+        .iter()
+        .find(|s| s.stored.is(account, id))
+        .map(|s| s.stored.object.clone())
+        .ok_or_else(|| not_found("checkout.session", id, "session"))
+}
+
+fn retrieve_setup_intent(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &["client_secret"], &["expand"])?;
+    state
+        .setup_intents
+        .iter()
+        .find(|s| s.is(account, id))
+        .map(|s| s.object.clone())
+        .ok_or_else(|| not_found("setupintent", id, "intent"))
+}
+
+fn retrieve_charge(
+    state: &State,
+    account: Option<&str>,
+    id: &str,
+    params: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    check_names(params, &[], &["expand"])?;
+    state
+        .charge_objects
+        .iter()
+        .find(|c| c.is(account, id))
+        .map(|c| c.object.clone())
+        .ok_or_else(|| not_found("charge", id, "charge"))
+}
+
+/// The customer entering a card on the hosted page of an open setup-mode session (see
+/// [`FakeStripe::complete_checkout_session`]). `Err` says why it cannot.
+fn complete_stored_session(
+    shared: &Shared,
+    state: &mut State,
+    session_id: &str,
+    pm_id: &str,
+    card: CardDetails<'_>,
+) -> Result<String, String> {
+    let Some(index) = state
+        .checkout_sessions
+        .iter()
+        .position(|s| s.stored.id() == session_id)
+    else {
+        return Err(format!("No such checkout.session: '{session_id}'"));
+    };
+    let session = &state.checkout_sessions[index];
+    let status = session.stored.object["status"].as_str().unwrap_or_default();
+    if status != "open" {
+        return Err(format!(
+            "the Checkout Session is {status}: only an open one can be completed"
+        ));
+    }
+    let account = session.stored.account.clone();
+    let api_version = session.stored.api_version.clone();
+    let customer = session.stored.object["customer"]
+        .as_str()
+        .map(str::to_owned);
+    let metadata = session.setup_intent_metadata.clone();
+    let description = session.setup_intent_description.clone();
+    let context = EventContext {
+        account: account.clone(),
+        api_version: api_version.clone(),
+        request_id: None,
+        idempotency_key: None,
+    };
+
+    // The SetupIntent Checkout creates on confirmation
+    // (<https://docs.stripe.com/api/setup_intents/object>); `usage: "off_session"` is Checkout's
+    // default in setup mode, for charging the card later without the customer.
+    let setup_intent_id = shared.new_id("seti_1Fk", 24);
+    let secret = shared.new_id("", 24);
+    let mut setup_intent = json!({
+        "id": setup_intent_id,
+        "object": "setup_intent",
+        "application": null,
+        "automatic_payment_methods": null,
+        "cancellation_reason": null,
+        "client_secret": format!("{setup_intent_id}_secret_{secret}"),
+        "created": unix_now(),
+        "customer": customer,
+        "description": description,
+        "flow_directions": null,
+        "last_setup_error": null,
+        "latest_attempt": null,
+        "livemode": false,
+        "mandate": null,
+        "metadata": metadata,
+        "next_action": null,
+        "on_behalf_of": null,
+        "payment_method": null,
+        "payment_method_configuration_details": null,
+        "payment_method_options": {
+            "card": {
+                "mandate_options": null,
+                "network": null,
+                "request_three_d_secure": "automatic"
+            }
+        },
+        "payment_method_types": ["card"],
+        "single_use_mandate": null,
+        "status": "requires_payment_method",
+        "usage": "off_session"
+    });
+    record_event(
+        shared,
+        state,
+        &context,
+        "setup_intent.created",
+        setup_intent.clone(),
+    );
+
+    let pm = card_payment_method_object(shared, pm_id, card, customer.as_deref());
+    state
+        .payment_methods
+        .retain(|p| !(p.account == account && p.id == pm_id));
+    state.payment_methods.push(StoredPaymentMethod {
+        account: account.clone(),
+        id: pm_id.to_owned(),
+        customer: customer.clone(),
+        detached: false,
+        object: pm.clone(),
+    });
+    if customer.is_some() {
+        record_event(shared, state, &context, "payment_method.attached", pm);
+    }
+
+    setup_intent["status"] = json!("succeeded");
+    setup_intent["payment_method"] = json!(pm_id);
+    setup_intent["latest_attempt"] = json!(shared.new_id("setatt_1Fk", 24));
+    record_event(
+        shared,
+        state,
+        &context,
+        "setup_intent.succeeded",
+        setup_intent.clone(),
+    );
+    state.setup_intents.push(StoredObject::new(
+        account.clone(),
+        &api_version,
+        setup_intent,
+    ));
+
+    let customer_details = customer
+        .as_deref()
+        .and_then(|c| live_customer(state, account.as_deref(), c))
+        .map(|c| {
+            json!({
+                "address": null,
+                "email": c.object["email"],
+                "name": c.object["name"],
+                "phone": c.object["phone"],
+                "tax_exempt": "none",
+                "tax_ids": []
+            })
+        });
+    let session = &mut state.checkout_sessions[index].stored.object;
+    session["status"] = json!("complete");
+    session["setup_intent"] = json!(setup_intent_id);
+    session["customer_details"] = customer_details.unwrap_or(Value::Null);
+    // "url: The URL to the Checkout Session. […] only present when the session is open"
+    // (<https://docs.stripe.com/api/checkout/sessions/object#checkout_session_object-url>).
+    session["url"] = Value::Null;
+    let session = session.clone();
+    record_event(
+        shared,
+        state,
+        &context,
+        "checkout.session.completed",
+        session,
+    );
+    Ok(setup_intent_id)
+}
+
+/// Expires an open session (<https://docs.stripe.com/api/checkout/sessions/expire>: "A Checkout
+/// Session can be expired when it is in one of these statuses: open").
+fn expire_stored_session(
+    shared: &Shared,
+    state: &mut State,
+    session_id: &str,
+) -> Result<(), String> {
+    let Some(session) = state
+        .checkout_sessions
+        .iter_mut()
+        .find(|s| s.stored.id() == session_id)
+    else {
+        return Err(format!("No such checkout.session: '{session_id}'"));
+    };
+    let status = session.stored.object["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if status != "open" {
+        return Err(format!(
+            "the Checkout Session is {status}: only an open one can expire"
+        ));
+    }
+    session.stored.object["status"] = json!("expired");
+    session.stored.object["url"] = Value::Null;
+    let context = EventContext {
+        account: session.stored.account.clone(),
+        api_version: session.stored.api_version.clone(),
+        request_id: None,
+        idempotency_key: None,
+    };
+    let object = session.stored.object.clone();
+    record_event(shared, state, &context, "checkout.session.expired", object);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refunds and disputes
+
+const REFUND_REASONS: &[&str] = &["duplicate", "fraudulent", "requested_by_customer"];
+
+/// Currencies without minor units (<https://docs.stripe.com/currencies#zero-decimal>).
+const ZERO_DECIMAL_CURRENCIES: &[&str] = &[
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
+];
+
+/// `amount` minor units of `currency` as Stripe writes it in messages: `$150.00`.
+fn format_money(amount: i64, currency: &str) -> String {
+    let symbol = match currency {
+        "usd" | "aud" | "cad" | "nzd" | "sgd" | "hkd" | "mxn" => "$".to_owned(),
+        "eur" => "€".to_owned(),
+        "gbp" => "£".to_owned(),
+        "jpy" => "¥".to_owned(),
+        other => format!("{} ", other.to_ascii_uppercase()),
+    };
+    if ZERO_DECIMAL_CURRENCIES.contains(&currency) {
+        format!("{symbol}{amount}")
+    } else {
+        format!("{symbol}{}.{:02}", amount / 100, amount % 100)
+    }
+}
+
+/// `POST /v1/refunds` (<https://docs.stripe.com/api/refunds/create>): refunds `amount` (by
+/// default what is left) of the charge of `payment_intent` or of `charge`. Records
+/// `refund.created` and `charge.refunded` (the charge after the refund: `amount_refunded`
+/// grown, `refunded: true` once fully refunded).
+fn create_refund(
+    shared: &Shared,
+    state: &mut State,
+    params: &Map<String, Value>,
+    context: &EventContext,
+) -> Result<Value, Failure> {
+    check_names(
+        params,
+        &["payment_intent", "charge", "amount", "reason", "metadata"],
+        &[
+            "customer",
+            "expand",
+            "instructions_email",
+            "origin",
+            "refund_application_fee",
+            "reverse_transfer",
+        ],
+    )?;
+    let account = context.account.as_deref();
+    let payment_intent = string_param(params, "payment_intent")?;
+    let charge = string_param(params, "charge")?;
+    let charge_id = match (&payment_intent, &charge) {
+        (None, None) => {
+            return Err(Failure::invalid(
+                "One of the following params should be provided for this request: \
+                 payment_intent or charge.",
+            )
+            .code("parameter_missing"));
+        }
+        (Some(pi_id), _) => {
+            let Some(intent) = state
+                .intents
+                .iter()
+                .find(|i| i.account.as_deref() == account && i.id() == pi_id)
+            else {
+                return Err(missing_reference("payment_intent", pi_id, "payment_intent"));
+            };
+            let latest = intent.object["latest_charge"].as_str();
+            let Some(latest) = latest.filter(|_| intent.object["status"] == "succeeded") else {
+                return Err(Failure::invalid(format!(
+                    "This PaymentIntent ({pi_id}) does not have a successful charge to refund."
+                ))
+                .param("payment_intent"));
+            };
+            if let Some(charge) = &charge
+                && charge != latest
+            {
+                return Err(Failure::invalid(format!(
+                    "The charge {charge} does not belong to the PaymentIntent {pi_id}."
+                ))
+                .param("charge"));
+            }
+            latest.to_owned()
+        }
+        (None, Some(charge)) => charge.clone(),
+    };
+    let Some(index) = state
+        .charge_objects
+        .iter()
+        .position(|c| c.is(account, &charge_id))
+    else {
+        return Err(missing_reference("charge", &charge_id, "charge"));
+    };
+    let before = &state.charge_objects[index].object;
+    if before["status"] != "succeeded" || before["captured"] != true {
+        return Err(Failure::invalid(format!(
+            "Charge {charge_id} did not succeed or was not captured: there is nothing to refund."
+        ))
+        .param("charge"));
+    }
+    let captured = before["amount_captured"].as_i64().unwrap_or_default();
+    let already = before["amount_refunded"].as_i64().unwrap_or_default();
+    let currency = before["currency"].as_str().unwrap_or_default().to_owned();
+    let intent_id = before["payment_intent"].clone();
+    let remaining = captured - already;
+    if remaining <= 0 {
+        return Err(
+            Failure::invalid(format!("Charge {charge_id} has already been refunded."))
+                .code("charge_already_refunded"),
+        );
+    }
+    let amount = match integer_param(params, "amount")? {
+        None => remaining,
+        Some(amount) if amount < 1 => {
+            return Err(Failure::invalid(format!(
+                "Invalid positive integer: amount must be at least 1, got {amount}"
+            ))
+            .param("amount")
+            .code("parameter_invalid_integer"));
+        }
+        Some(amount) => amount,
+    };
+    if amount > remaining {
+        let message = if already == 0 {
+            format!(
+                "Refund amount ({}) is greater than charge amount ({})",
+                format_money(amount, &currency),
+                format_money(captured, &currency)
+            )
+        } else {
+            format!(
+                "Refund amount ({}) is greater than unrefunded amount on charge ({})",
+                format_money(amount, &currency),
+                format_money(remaining, &currency)
+            )
+        };
+        return Err(Failure::invalid(message).param("amount"));
+    }
+    let reason = string_param(params, "reason")?;
+    if let Some(reason) = &reason
+        && !REFUND_REASONS.contains(&reason.as_str())
+    {
+        return Err(Failure::invalid(format!(
+            "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer, got \
+             {reason}"
+        ))
+        .param("reason"));
+    }
+    let metadata = metadata_param(params.get("metadata"), "metadata")?;
+
+    let refund_id = shared.new_id("re_3Fk", 21);
+    let refund = json!({
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": shared.new_id("txn_3Fk", 21),
+        "charge": charge_id,
+        "created": unix_now(),
+        "currency": currency,
+        "destination_details": {
+            "card": {
+                "reference": null,
+                "reference_status": "pending",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund"
+            },
+            "type": "card"
+        },
+        "metadata": metadata,
+        "payment_intent": intent_id,
+        "reason": reason,
+        "receipt_number": null,
+        "source_transfer_reversal": null,
+        "status": "succeeded",
+        "transfer_reversal": null
+    });
+    let charge = &mut state.charge_objects[index].object;
+    charge["amount_refunded"] = json!(already + amount);
+    charge["refunded"] = json!(already + amount == captured);
+    let charge = charge.clone();
+    record_event(shared, state, context, "refund.created", refund.clone());
+    record_event(shared, state, context, "charge.refunded", charge);
+    Ok(refund)
+}
+
+/// Dispute reasons (<https://docs.stripe.com/api/disputes/object#dispute_object-reason>).
+const DISPUTE_REASONS: &[&str] = &[
+    "bank_cannot_process",
+    "check_returned",
+    "credit_not_processed",
+    "customer_initiated",
+    "debit_not_authorized",
+    "duplicate",
+    "fraudulent",
+    "general",
+    "incorrect_account_details",
+    "insufficient_funds",
+    "noncompliant",
+    "product_not_received",
+    "product_unacceptable",
+    "subscription_canceled",
+    "unrecognized",
+];
+
+/// Opens a dispute on the succeeded charge of PaymentIntent `payment_intent` (see
+/// [`FakeStripe::dispute`]).
+fn dispute_stored_charge(
+    shared: &Shared,
+    state: &mut State,
+    payment_intent: &str,
+    reason: &str,
+) -> Result<String, String> {
+    if !DISPUTE_REASONS.contains(&reason) {
+        return Err(format!(
+            "'{reason}' is not a dispute reason (one of {})",
+            DISPUTE_REASONS.join(", ")
+        ));
+    }
+    let Some(intent) = state.intents.iter().find(|i| i.id() == payment_intent) else {
+        return Err(format!("No such payment_intent: '{payment_intent}'"));
+    };
+    let account = intent.account.clone();
+    let api_version = intent.api_version.clone();
+    let charge_id = intent.object["latest_charge"].as_str().map(str::to_owned);
+    let Some(charge_id) = charge_id.filter(|_| intent.object["status"] == "succeeded") else {
+        return Err("the PaymentIntent has no succeeded charge to dispute".to_owned());
+    };
+    let Some(charge) = state
+        .charge_objects
+        .iter_mut()
+        .find(|c| c.is(account.as_deref(), &charge_id))
+    else {
+        return Err(format!("No such charge: '{charge_id}'"));
+    };
+    if charge.object["disputed"] == true {
+        return Err(format!("charge {charge_id} is already disputed"));
+    }
+    charge.object["disputed"] = json!(true);
+    let amount = charge.object["amount"].clone();
+    let fully_refunded = charge.object["refunded"] == true;
+    let currency = charge.object["currency"].clone();
+    let created = unix_now();
+    let id = shared.new_id("dp_1Fk", 24);
+    let dispute = json!({
+        "id": id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": charge_id,
+        "created": created,
+        "currency": currency,
+        "evidence_details": {
+            "due_by": created + 7 * 24 * 60 * 60,
+            "has_evidence": false,
+            "past_due": false,
+            "submission_count": 0
+        },
+        "is_charge_refundable": !fully_refunded,
+        "livemode": false,
+        "metadata": {},
+        "payment_intent": payment_intent,
+        "reason": reason,
+        "status": "needs_response"
+    });
+    let context = EventContext {
+        account,
+        api_version,
+        request_id: None,
+        idempotency_key: None,
+    };
+    record_event(shared, state, &context, "charge.dispute.created", dispute);
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connected accounts (<https://docs.stripe.com/api/accounts/object>)
+
+/// The `name` of the platform's Connect application, in `account.application.deauthorized`.
+pub const APPLICATION_NAME: &str = "Mio Automations";
+
+/// A connected account as `account.updated` shows it. Disabled charges come with overdue
+/// requirements: `requirements.disabled_reason: "requirements.past_due"`
+/// (<https://docs.stripe.com/connect/handling-api-verification>).
+fn account_object(id: &str, flags: AccountFlags) -> Value {
+    let enabled = flags.charges_enabled;
+    let due: Vec<&str> = if enabled {
+        Vec::new()
+    } else {
+        vec!["individual.verification.document"]
+    };
+    json!({
+        "id": id,
+        "object": "account",
+        "business_type": "individual",
+        "capabilities": {
+            "card_payments": if enabled { "active" } else { "inactive" },
+            "transfers": "active"
+        },
+        "charges_enabled": enabled,
+        "country": "US",
+        "default_currency": "usd",
+        "details_submitted": true,
+        "email": null,
+        "metadata": {},
+        "payouts_enabled": true,
+        "requirements": {
+            "alternatives": [],
+            "current_deadline": null,
+            "currently_due": due,
+            "disabled_reason": if enabled { Value::Null } else { json!("requirements.past_due") },
+            "errors": [],
+            "eventually_due": due,
+            "past_due": due,
+            "pending_verification": []
+        },
+        "type": "standard"
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ pub struct PrecheckInput<'a> {
     pub miopay_enabled: bool,
     /// The account's Stripe Connect account (`acct_…`).
     pub stripe_account: Option<&'a str>,
+    /// Why that account cannot charge at all, when Stripe said so (charges disabled, or the
+    /// platform disconnected): the run fails without sending anything.
+    pub charges_blocked: Option<&'a str>,
     /// The customer's Stripe id (`cus_…`).
     pub stripe_customer: Option<&'a str>,
     /// The customer's primary card (`pm_…`).
@@ -80,8 +83,13 @@ pub fn precheck(input: &PrecheckInput<'_>) -> Precheck {
     if !input.miopay_enabled || !has(input.stripe_account) {
         return fail("MioPay is not enabled for this account");
     }
+    if let Some(reason) = input.charges_blocked {
+        return Precheck::Fail {
+            reason: format!("MioPay cannot charge: {reason}"),
+        };
+    }
     if !has(input.stripe_customer) || !has(input.payment_method) {
-        return fail("no card on file");
+        return fail("no primary card");
     }
     Precheck::Charge {
         amount_cents: balance,
@@ -723,6 +731,7 @@ mod tests {
             decision,
             miopay_enabled: true,
             stripe_account: Some("acct_biz"),
+            charges_blocked: None,
             stripe_customer: Some("cus_1"),
             payment_method: Some("pm_1"),
         }
@@ -808,7 +817,15 @@ mod tests {
         assert_eq!(
             precheck(&i),
             Precheck::Fail {
-                reason: "no card on file".into()
+                reason: "no primary card".into()
+            }
+        );
+        let mut i = input(&decision);
+        i.charges_blocked = Some("Stripe has disabled charges on the account");
+        assert_eq!(
+            precheck(&i),
+            Precheck::Fail {
+                reason: "MioPay cannot charge: Stripe has disabled charges on the account".into()
             }
         );
     }

@@ -9,6 +9,8 @@ pub mod account;
 pub mod activity;
 pub mod attempt;
 pub mod booking;
+pub mod card;
+pub mod card_request;
 pub mod charge;
 pub mod customer;
 mod encoding;

@@ -146,6 +146,8 @@ pub struct EventData {
 pub enum Meaning {
     /// A PaymentIntent reached a state that settles an attempt.
     Payment(Box<Intent>),
+    /// A card, refund, dispute, customer or account change ([`crate::card`]).
+    Card(crate::card::CardEvent),
     /// Not an event we act on: acknowledged and ignored.
     Other,
 }
@@ -174,7 +176,10 @@ pub fn parse(body: &[u8]) -> Result<(Event, Meaning), NotAnEvent> {
             .map_err(|e| NotAnEvent(format!("data.object is not a PaymentIntent: {e}")))?;
         Meaning::Payment(Box::new(intent))
     } else {
-        Meaning::Other
+        match crate::card::read(&event.kind, &event.data.object).map_err(NotAnEvent)? {
+            Some(card) => Meaning::Card(card),
+            None => Meaning::Other,
+        }
     };
     Ok((event, meaning))
 }
@@ -289,7 +294,7 @@ mod tests {
         assert_eq!(event.account.as_deref(), Some("acct_1"));
         match meaning {
             Meaning::Payment(intent) => assert_eq!(intent.attempt_ref(), Some(("job_1", 2))),
-            Meaning::Other => panic!("a payment event"),
+            Meaning::Other | Meaning::Card(_) => panic!("a payment event"),
         }
         let other = br#"{"id":"evt_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#;
         assert!(matches!(parse(other), Ok((_, Meaning::Other))));

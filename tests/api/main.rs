@@ -1,6 +1,7 @@
 mod accounts;
 mod activity;
 mod bookings;
+mod cards;
 mod customers;
 mod host;
 mod import;

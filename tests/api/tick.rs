@@ -582,7 +582,7 @@ async fn no_card_or_miopay_off_fails_with_the_reason_and_never_calls_stripe() {
     biz.sql("DELETE FROM payment_methods", &[]);
     let no_card = biz.booking(2).await;
     assert_eq!(biz.tick().await["failed"], 1);
-    assert_eq!(biz.activity(&no_card)[0].2["message"], "no card on file");
+    assert_eq!(biz.activity(&no_card)[0].2["message"], "no primary card");
 
     biz.ok(
         Method::PUT,

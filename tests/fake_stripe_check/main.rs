@@ -2014,3 +2014,1236 @@ async fn charge_then_server_error_charges_but_answers_and_replays_a_saved_500() 
     assert_eq!(status, 200);
     assert_eq!(pi["status"], "succeeded", "looking it up tells the truth");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Card on file: customers, Checkout Sessions in setup mode, SetupIntents, payment methods
+
+/// `POST path` with `form`, on `account` (`None`: the platform).
+async fn post_to(
+    fake: &FakeStripe,
+    account: Option<&str>,
+    path: &str,
+    form: &[(&str, &str)],
+    key: Option<&str>,
+) -> Response {
+    let mut req = client()
+        .post(format!("{}{path}", fake.url()))
+        .bearer_auth(fake.secret_key())
+        .form(form);
+    if let Some(account) = account {
+        req = req.header("Stripe-Account", account);
+    }
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    req.send().await.expect("POST answered")
+}
+
+async fn post(
+    fake: &FakeStripe,
+    account: Option<&str>,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    json(post_to(fake, account, path, form, None).await).await
+}
+
+async fn delete(fake: &FakeStripe, account: Option<&str>, path: &str) -> (StatusCode, Value) {
+    let mut req = client()
+        .delete(format!("{}{path}", fake.url()))
+        .bearer_auth(fake.secret_key());
+    if let Some(account) = account {
+        req = req.header("Stripe-Account", account);
+    }
+    json(req.send().await.expect("DELETE answered")).await
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs(),
+    )
+    .expect("fits")
+}
+
+/// What the card-on-file flow sends to start a hosted setup page for `cus_A`.
+const SETUP_SESSION: &[(&str, &str)] = &[
+    ("mode", "setup"),
+    ("customer", "cus_A"),
+    ("currency", "usd"),
+    (
+        "success_url",
+        "https://app.example/cards/saved?session={CHECKOUT_SESSION_ID}",
+    ),
+    ("cancel_url", "https://app.example/cards"),
+    ("metadata[customer_id]", "c_1"),
+    ("setup_intent_data[metadata][customer_id]", "c_1"),
+    ("setup_intent_data[description]", "Card on file"),
+    ("client_reference_id", "c_1"),
+];
+
+/// Creates the setup session on account A and returns it.
+async fn setup_session(fake: &FakeStripe) -> Value {
+    let (status, session) = post(fake, Some(ACCT_A), "/v1/checkout/sessions", SETUP_SESSION).await;
+    assert_eq!(status, 200, "{session}");
+    session
+}
+
+fn id_of(object: &Value) -> String {
+    object["id"].as_str().expect("an id").to_owned()
+}
+
+fn assert_refused(status: StatusCode, body: &Value, param: &str) {
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["param"], param, "{body}");
+}
+
+#[tokio::test]
+async fn creating_a_customer_answers_a_cus_object_and_records_customer_created_on_its_account() {
+    let fake = fake().await;
+    let res = post_to(
+        &fake,
+        Some(ACCT_A),
+        "/v1/customers",
+        &[
+            ("email", "ada@example.com"),
+            ("name", "Ada Lovelace"),
+            ("phone", "+15555550100"),
+            ("description", "Client of business A"),
+            ("metadata[client_id]", "c_1"),
+        ],
+        Some("client-c_1"),
+    )
+    .await;
+    let request_id = header(&res, "request-id").expect("request id");
+    let (status, customer) = json(res).await;
+    assert_eq!(status, 200, "{customer}");
+    assert!(id_of(&customer).starts_with("cus_"));
+    assert_eq!(customer["object"], "customer");
+    assert_eq!(customer["email"], "ada@example.com");
+    assert_eq!(customer["name"], "Ada Lovelace");
+    assert_eq!(customer["phone"], "+15555550100");
+    assert_eq!(customer["description"], "Client of business A");
+    assert_eq!(customer["metadata"], json!({"client_id": "c_1"}));
+    assert_eq!(customer["livemode"], false);
+    assert!(
+        customer["created"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000)
+    );
+    assert_eq!(
+        customer["invoice_settings"]["default_payment_method"],
+        Value::Null
+    );
+
+    let path = format!("/v1/customers/{}", id_of(&customer));
+    assert_eq!(
+        get(&fake, Some(ACCT_A), &path).await,
+        (StatusCode::OK, customer.clone())
+    );
+    let (status, body) = get(&fake, Some(ACCT_B), &path).await;
+    assert_eq!(status, 404, "another account does not see it");
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    let events = events_of(&fake, "customer.created");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["account"], ACCT_A);
+    assert_eq!(events[0]["data"]["object"], customer);
+    assert_eq!(events[0]["request"]["id"], request_id.as_str());
+    assert_eq!(events[0]["request"]["idempotency_key"], "client-c_1");
+}
+
+#[tokio::test]
+async fn customer_parameters_are_validated_like_stripe_and_refusals_create_nothing() {
+    let fake = fake().await;
+    let (status, body) = post(&fake, Some(ACCT_A), "/v1/customers", &[("colour", "red")]).await;
+    assert_refused(status, &body, "colour");
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/customers",
+        &[("address[line1]", "1 Main St")],
+    )
+    .await;
+    assert_refused(status, &body, "address");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("does not implement"), "{message}");
+
+    let long_email = format!("{}@example.com", "a".repeat(520));
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/customers",
+        &[("email", &long_email)],
+    )
+    .await;
+    assert_refused(status, &body, "email");
+
+    let long_key = format!("metadata[{}]", "k".repeat(41));
+    let (status, body) = post(&fake, Some(ACCT_A), "/v1/customers", &[(&long_key, "v")]).await;
+    assert_refused(status, &body, &long_key);
+
+    assert_eq!(fake.customers().len(), 2, "only the two seeded customers");
+    assert!(fake.events().is_empty());
+}
+
+#[tokio::test]
+async fn customers_seeded_by_add_payment_method_are_retrievable_and_listed_with_their_account() {
+    let fake = fake().await;
+    fake.add_payment_method(None, "cus_P", "pm_P", "amex", "0005", 3, 2030);
+    let (status, customer) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 200, "{customer}");
+    assert_eq!(customer["object"], "customer");
+    assert_eq!(customer["id"], "cus_A");
+    let (status, _) = get(&fake, None, "/v1/customers/cus_P").await;
+    assert_eq!(status, 200, "a platform customer is on the platform");
+    let (status, _) = get(&fake, None, "/v1/customers/cus_A").await;
+    assert_eq!(status, 404, "and not cus_A, which is account A's");
+
+    let listed: Vec<(Value, Value)> = fake
+        .customers()
+        .iter()
+        .map(|c| (c["id"].clone(), c["_account"].clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (json!("cus_A"), json!(ACCT_A)),
+            (json!("cus_B"), json!(ACCT_B)),
+            (json!("cus_P"), Value::Null),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_customer_answers_the_deleted_stub_records_customer_deleted_and_detaches_its_cards()
+ {
+    let fake = fake().await;
+    let (_, before) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    let (status, body) = delete(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"id": "cus_A", "object": "customer", "deleted": true})
+    );
+
+    let deleted = events_of(&fake, "customer.deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["account"], ACCT_A);
+    assert_eq!(
+        deleted[0]["data"]["object"], before,
+        "the customer as it was"
+    );
+    assert!(
+        events_of(&fake, "payment_method.detached").is_empty(),
+        "Stripe documents no detach events for a deleted customer"
+    );
+
+    let (status, stub) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(
+        status, 200,
+        "a deleted customer is still retrievable as a stub"
+    );
+    assert_eq!(stub["deleted"], true);
+    let (_, pm) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(pm["customer"], Value::Null, "its card was detached");
+
+    let (status, body) = delete(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 404, "deleting twice: {body}");
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    let (status, body) = json(
+        create(&fake, &charge_form("job_1"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_refused(status, &body, "customer");
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    let listed = fake.customers();
+    let cus_a = listed.iter().find(|c| c["id"] == "cus_A").expect("cus_A");
+    assert_eq!(cus_a["deleted"], true);
+}
+
+#[tokio::test]
+async fn deleting_another_accounts_customer_is_404_and_deletes_nothing() {
+    let fake = fake().await;
+    let (status, body) = delete(&fake, Some(ACCT_B), "/v1/customers/cus_A").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "resource_missing");
+    let (status, customer) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 200);
+    assert!(customer.get("deleted").is_none());
+    assert!(fake.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_customer_post_replays_under_its_key_per_account_and_refuses_other_parameters() {
+    let fake = fake().await;
+    let form = [("email", "ada@example.com")];
+    let first = post_to(&fake, Some(ACCT_A), "/v1/customers", &form, Some("k1")).await;
+    let first_id = header(&first, "request-id").expect("request id");
+    let first_body = first.bytes().await.expect("body");
+
+    let again = post_to(&fake, Some(ACCT_A), "/v1/customers", &form, Some("k1")).await;
+    assert_eq!(
+        header(&again, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(header(&again, "original-request"), Some(first_id));
+    assert_eq!(
+        again.bytes().await.expect("body"),
+        first_body,
+        "byte for byte"
+    );
+
+    let (status, body) = json(
+        post_to(
+            &fake,
+            Some(ACCT_A),
+            "/v1/customers",
+            &[("email", "grace@example.com")],
+            Some("k1"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "idempotency_error");
+
+    let other = post_to(&fake, Some(ACCT_B), "/v1/customers", &form, Some("k1")).await;
+    assert!(
+        header(&other, "idempotent-replayed").is_none(),
+        "keys are per account"
+    );
+    assert_eq!(other.status(), 200);
+
+    assert_eq!(
+        fake.customers().len(),
+        4,
+        "two seeded, one per account created"
+    );
+    assert_eq!(events_of(&fake, "customer.created").len(), 2);
+}
+
+#[tokio::test]
+async fn a_setup_mode_checkout_session_is_created_open_with_a_hosted_url_and_no_setup_intent_yet() {
+    let fake = fake().await;
+    let before = unix_now();
+    let session = setup_session(&fake).await;
+    let id = id_of(&session);
+    assert!(id.starts_with("cs_test_"), "{id}");
+    assert_eq!(session["object"], "checkout.session");
+    assert_eq!(session["mode"], "setup");
+    assert_eq!(session["status"], "open");
+    assert_eq!(
+        session["url"],
+        format!("https://checkout.stripe.com/c/pay/{id}")
+    );
+    assert_eq!(session["customer"], "cus_A");
+    assert_eq!(session["setup_intent"], Value::Null);
+    assert_eq!(
+        session["success_url"],
+        "https://app.example/cards/saved?session={CHECKOUT_SESSION_ID}"
+    );
+    assert_eq!(session["cancel_url"], "https://app.example/cards");
+    assert_eq!(session["client_reference_id"], "c_1");
+    assert_eq!(session["metadata"], json!({"customer_id": "c_1"}));
+    assert_eq!(session["payment_method_types"], json!(["card"]));
+    assert_eq!(session["currency"], "usd");
+    assert_eq!(session["livemode"], false);
+    let created = session["created"].as_i64().expect("created");
+    assert!(created >= before);
+    assert_eq!(
+        session["expires_at"].as_i64(),
+        Some(created + 24 * 60 * 60),
+        "24 hours by default"
+    );
+
+    let path = format!("/v1/checkout/sessions/{id}");
+    assert_eq!(
+        get(&fake, Some(ACCT_A), &path).await,
+        (StatusCode::OK, session.clone())
+    );
+    let (status, body) = get(&fake, Some(ACCT_B), &path).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    assert!(
+        fake.events().is_empty(),
+        "Stripe has no event for a created session"
+    );
+    let listed = fake.checkout_sessions();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["_account"], ACCT_A);
+}
+
+#[tokio::test]
+async fn checkout_session_parameters_are_refused_as_stripe_refuses_them() {
+    let fake = fake().await;
+    let path = "/v1/checkout/sessions";
+    let without = |names: &[&str]| -> Vec<(&str, &str)> {
+        SETUP_SESSION
+            .iter()
+            .copied()
+            .filter(|(k, _)| !names.contains(k))
+            .collect()
+    };
+    fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        SETUP_SESSION.iter().chain(extra).copied().collect()
+    }
+
+    let (status, body) = post(&fake, Some(ACCT_A), path, &without(&["mode"])).await;
+    assert_refused(status, &body, "mode");
+    assert_eq!(body["error"]["code"], "parameter_missing");
+
+    let mut payment = without(&["mode"]);
+    payment.push(("mode", "payment"));
+    let (status, body) = post(&fake, Some(ACCT_A), path, &payment).await;
+    assert_refused(status, &body, "mode");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("setup mode only"), "{message}");
+
+    let (status, body) = post(&fake, Some(ACCT_A), path, &without(&["success_url"])).await;
+    assert_refused(status, &body, "success_url");
+    assert_eq!(body["error"]["code"], "parameter_missing");
+
+    let mut bad_url = without(&["success_url"]);
+    bad_url.push(("success_url", "not a url"));
+    let (status, body) = post(&fake, Some(ACCT_A), path, &bad_url).await;
+    assert_refused(status, &body, "success_url");
+
+    let (status, body) = post(&fake, Some(ACCT_A), path, &without(&["currency"])).await;
+    assert_refused(status, &body, "currency");
+
+    let mut card_only = without(&["currency"]);
+    card_only.push(("payment_method_types[]", "card"));
+    let (status, body) = post(&fake, Some(ACCT_A), path, &card_only).await;
+    assert_eq!(
+        status, 200,
+        "with payment_method_types, currency is optional: {body}"
+    );
+    assert_eq!(body["currency"], Value::Null);
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        path,
+        &with(&[("payment_method_types[]", "sepa_debit")]),
+    )
+    .await;
+    assert_refused(status, &body, "payment_method_types[0]");
+
+    let mut unknown_customer = without(&["customer"]);
+    unknown_customer.push(("customer", "cus_nobody"));
+    let (status, body) = post(&fake, Some(ACCT_A), path, &unknown_customer).await;
+    assert_refused(status, &body, "customer");
+    assert_eq!(body["error"]["code"], "resource_missing");
+    let (status, body) = post(&fake, Some(ACCT_B), path, SETUP_SESSION).await;
+    assert_refused(status, &body, "customer");
+    assert_eq!(
+        body["error"]["code"], "resource_missing",
+        "account A's customer does not exist on B"
+    );
+
+    for offset in [10 * 60, 25 * 60 * 60] {
+        let at = (unix_now() + offset).to_string();
+        let (status, body) = post(
+            &fake,
+            Some(ACCT_A),
+            path,
+            &with(&[("expires_at", at.as_str())]),
+        )
+        .await;
+        assert_refused(status, &body, "expires_at");
+    }
+    let at = unix_now() + 60 * 60;
+    let at_text = at.to_string();
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        path,
+        &with(&[("expires_at", at_text.as_str())]),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "an hour is within 30 minutes to 24 hours: {body}"
+    );
+    assert_eq!(body["expires_at"], at);
+
+    let (status, body) = post(&fake, Some(ACCT_A), path, &with(&[("colour", "red")])).await;
+    assert_refused(status, &body, "colour");
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        path,
+        &with(&[("setup_intent_data[colour]", "red")]),
+    )
+    .await;
+    assert_refused(status, &body, "setup_intent_data[colour]");
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        path,
+        &with(&[("line_items[0][price]", "price_1")]),
+    )
+    .await;
+    assert_refused(status, &body, "line_items");
+
+    assert_eq!(
+        fake.checkout_sessions().len(),
+        2,
+        "only the two accepted ones"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_checkout_session_is_not_saved_under_its_key_and_an_accepted_one_replays() {
+    let fake = fake().await;
+    let path = "/v1/checkout/sessions";
+    let no_currency: Vec<(&str, &str)> = SETUP_SESSION
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "currency")
+        .collect();
+    let res = post_to(&fake, Some(ACCT_A), path, &no_currency, Some("setup-c_1")).await;
+    assert_eq!(res.status(), 400);
+
+    // A refusal is not saved, so the same key with corrected parameters runs for real.
+    let first = post_to(&fake, Some(ACCT_A), path, SETUP_SESSION, Some("setup-c_1")).await;
+    assert!(header(&first, "idempotent-replayed").is_none());
+    let (status, session) = json(first).await;
+    assert_eq!(status, 200);
+
+    let again = post_to(&fake, Some(ACCT_A), path, SETUP_SESSION, Some("setup-c_1")).await;
+    assert_eq!(
+        header(&again, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    let (_, replayed) = json(again).await;
+    assert_eq!(replayed["id"], session["id"]);
+    assert_eq!(fake.checkout_sessions().len(), 1, "one session, not two");
+}
+
+#[tokio::test]
+async fn completing_a_checkout_session_saves_the_card_and_records_four_events_in_order() {
+    let fake = fake().await;
+    let session = setup_session(&fake).await;
+    let id = id_of(&session);
+    let setup_intent_id = fake.complete_checkout_session(&id, "pm_saved", "visa", "1881", 8, 2031);
+    assert!(setup_intent_id.starts_with("seti_"), "{setup_intent_id}");
+
+    assert_eq!(
+        event_types(&fake),
+        [
+            "setup_intent.created",
+            "payment_method.attached",
+            "setup_intent.succeeded",
+            "checkout.session.completed"
+        ]
+    );
+    for event in fake.events() {
+        assert_eq!(event["account"], ACCT_A, "{event}");
+        assert_eq!(event["request"]["id"], Value::Null, "{event}");
+    }
+    let created = &events_of(&fake, "setup_intent.created")[0]["data"]["object"];
+    assert_eq!(created["status"], "requires_payment_method");
+    assert_eq!(created["payment_method"], Value::Null);
+
+    let (status, completed) =
+        get(&fake, Some(ACCT_A), &format!("/v1/checkout/sessions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(completed["status"], "complete");
+    assert_eq!(completed["setup_intent"], setup_intent_id.as_str());
+    assert_eq!(
+        completed["url"],
+        Value::Null,
+        "only an open session has a url"
+    );
+    assert_eq!(
+        events_of(&fake, "checkout.session.completed")[0]["data"]["object"],
+        completed
+    );
+
+    let seti_path = format!("/v1/setup_intents/{setup_intent_id}");
+    let (status, setup_intent) = get(&fake, Some(ACCT_A), &seti_path).await;
+    assert_eq!(status, 200, "{setup_intent}");
+    assert_eq!(setup_intent["object"], "setup_intent");
+    assert_eq!(setup_intent["status"], "succeeded");
+    assert_eq!(setup_intent["payment_method"], "pm_saved");
+    assert_eq!(setup_intent["customer"], "cus_A");
+    assert_eq!(setup_intent["usage"], "off_session");
+    assert_eq!(setup_intent["metadata"], json!({"customer_id": "c_1"}));
+    assert_eq!(setup_intent["description"], "Card on file");
+    assert_eq!(
+        events_of(&fake, "setup_intent.succeeded")[0]["data"]["object"],
+        setup_intent
+    );
+    let (status, _) = get(&fake, Some(ACCT_B), &seti_path).await;
+    assert_eq!(status, 404, "the SetupIntent is account A's");
+
+    let (status, pm) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_saved").await;
+    assert_eq!(status, 200);
+    assert_eq!(pm["customer"], "cus_A");
+    assert_eq!(pm["card"]["last4"], "1881");
+    assert_eq!(pm["card"]["exp_month"], 8);
+    assert_eq!(pm["card"]["exp_year"], 2031);
+    assert_eq!(
+        events_of(&fake, "payment_method.attached")[0]["data"]["object"],
+        pm
+    );
+
+    // The saved card can then be charged off-session.
+    let form = form_with(
+        charge_form("job_1"),
+        &["payment_method"],
+        &[("payment_method", "pm_saved")],
+    );
+    let (status, pi) = json(create(&fake, &form, None).await.expect("answered")).await;
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(pi["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn expiring_a_checkout_session_records_checkout_session_expired() {
+    let fake = fake().await;
+    let id = id_of(&setup_session(&fake).await);
+    fake.expire_checkout_session(&id);
+    let (_, session) = get(&fake, Some(ACCT_A), &format!("/v1/checkout/sessions/{id}")).await;
+    assert_eq!(session["status"], "expired");
+    assert_eq!(session["url"], Value::Null);
+    assert_eq!(session["setup_intent"], Value::Null);
+    let events = fake.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "checkout.session.expired");
+    assert_eq!(events[0]["account"], ACCT_A);
+    assert_eq!(events[0]["data"]["object"], session);
+}
+
+#[tokio::test]
+#[should_panic(expected = "only an open one can be completed")]
+async fn complete_checkout_session_panics_on_an_expired_session() {
+    let fake = fake().await;
+    let id = id_of(&setup_session(&fake).await);
+    fake.expire_checkout_session(&id);
+    fake.complete_checkout_session(&id, "pm_late", "visa", "4242", 1, 2030);
+}
+
+#[tokio::test]
+#[should_panic(expected = "No such checkout.session")]
+async fn complete_checkout_session_panics_on_an_unknown_session() {
+    let fake = fake().await;
+    fake.complete_checkout_session("cs_test_nope", "pm_x", "visa", "4242", 1, 2030);
+}
+
+#[tokio::test]
+async fn detaching_a_payment_method_answers_it_without_customer_and_it_cannot_be_used_again() {
+    let fake = fake().await;
+    let path = "/v1/payment_methods/pm_A/detach";
+    let res = post_to(&fake, Some(ACCT_A), path, &[], Some("detach-pm_A")).await;
+    let request_id = header(&res, "request-id").expect("request id");
+    let (status, pm) = json(res).await;
+    assert_eq!(status, 200, "{pm}");
+    assert_eq!(pm["id"], "pm_A");
+    assert_eq!(pm["customer"], Value::Null);
+
+    let events = events_of(&fake, "payment_method.detached");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["account"], ACCT_A);
+    assert_eq!(events[0]["data"]["object"], pm);
+    assert!(
+        events[0]["data"].get("previous_attributes").is_none(),
+        "Stripe documents previous_attributes only for *.updated events"
+    );
+    assert_eq!(events[0]["request"]["id"], request_id.as_str());
+
+    let (_, retrieved) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(retrieved["customer"], Value::Null);
+
+    let again = post_to(&fake, Some(ACCT_A), path, &[], Some("detach-pm_A")).await;
+    assert_eq!(
+        header(&again, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(again.status(), 200, "the same key replays the detach");
+    let (status, body) = post(&fake, Some(ACCT_A), path, &[]).await;
+    assert_refused(status, &body, "payment_method");
+    assert_eq!(events_of(&fake, "payment_method.detached").len(), 1);
+
+    let (status, body) = json(
+        create(&fake, &charge_form("job_1"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_refused(status, &body, "payment_method");
+    assert!(fake.charges().is_empty());
+
+    let (status, body) = post(&fake, Some(ACCT_B), path, &[]).await;
+    assert_eq!(status, 404, "account B has no pm_A: {body}");
+    assert_eq!(body["error"]["code"], "resource_missing");
+}
+
+#[tokio::test]
+async fn detach_payment_method_helper_records_the_same_event_without_a_request() {
+    let fake = fake().await;
+    fake.detach_payment_method(Some(ACCT_B), "pm_B");
+    let events = fake.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "payment_method.detached");
+    assert_eq!(events[0]["account"], ACCT_B);
+    assert_eq!(events[0]["request"]["id"], Value::Null);
+    assert_eq!(events[0]["data"]["object"]["customer"], Value::Null);
+    let (_, pm) = get(&fake, Some(ACCT_B), "/v1/payment_methods/pm_B").await;
+    assert_eq!(pm["customer"], Value::Null);
+}
+
+#[tokio::test]
+async fn update_card_records_automatically_updated_or_updated_with_previous_attributes() {
+    let fake = fake().await;
+    fake.update_card(Some(ACCT_A), "pm_A", 9, 2038, Some("1111"), true);
+    let event = &fake.events()[0];
+    assert_eq!(event["type"], "payment_method.automatically_updated");
+    assert_eq!(event["account"], ACCT_A);
+    assert_eq!(
+        event["data"]["previous_attributes"],
+        json!({"card": {"exp_month": 12, "exp_year": 2034, "last4": "4242"}})
+    );
+    let card = &event["data"]["object"]["card"];
+    assert_eq!(
+        (card["exp_month"].clone(), card["exp_year"].clone()),
+        (json!(9), json!(2038))
+    );
+    assert_eq!(card["last4"], "1111");
+    let (_, pm) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(pm, event["data"]["object"], "the API shows the new card");
+
+    fake.update_card(Some(ACCT_A), "pm_A", 10, 2038, None, false);
+    let event = &fake.events()[1];
+    assert_eq!(event["type"], "payment_method.updated");
+    assert_eq!(
+        event["data"]["previous_attributes"],
+        json!({"card": {"exp_month": 9}}),
+        "only what changed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refunds, disputes, connected accounts
+
+/// Charges `charge_form(job)` on account A and returns the PaymentIntent.
+async fn charged(fake: &FakeStripe, job: &str) -> Value {
+    let (status, pi) = json(
+        create(fake, &charge_form(job), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 200, "{pi}");
+    pi
+}
+
+#[tokio::test]
+async fn a_full_refund_by_payment_intent_answers_a_succeeded_refund_and_marks_the_charge_refunded()
+{
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let charge_id = pi["latest_charge"].as_str().expect("charge id");
+    let pi_id = id_of(&pi);
+    let events_before = fake.events().len();
+
+    let (status, refund) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[
+            ("payment_intent", &pi_id),
+            ("reason", "requested_by_customer"),
+            ("metadata[booking_id]", "bkg_1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{refund}");
+    assert!(id_of(&refund).starts_with("re_"));
+    assert_eq!(refund["object"], "refund");
+    assert_eq!(refund["status"], "succeeded");
+    assert_eq!(refund["amount"], 12500, "all of it by default");
+    assert_eq!(refund["charge"], charge_id);
+    assert_eq!(refund["payment_intent"], pi_id.as_str());
+    assert_eq!(refund["currency"], "usd");
+    assert_eq!(refund["reason"], "requested_by_customer");
+    assert_eq!(refund["metadata"], json!({"booking_id": "bkg_1"}));
+
+    let (status, charge) = get(&fake, Some(ACCT_A), &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(status, 200, "{charge}");
+    assert_eq!(charge["object"], "charge");
+    assert_eq!(charge["amount"], 12500);
+    assert_eq!(charge["amount_captured"], 12500);
+    assert_eq!(charge["amount_refunded"], 12500);
+    assert_eq!(charge["refunded"], true);
+    assert_eq!(charge["paid"], true);
+    assert_eq!(charge["status"], "succeeded");
+    assert_eq!(charge["payment_intent"], pi_id.as_str());
+    assert_eq!(
+        charge["metadata"]["job_id"], "job_1",
+        "the PaymentIntent's metadata is on its charge"
+    );
+
+    let types: Vec<String> = event_types(&fake).split_off(events_before);
+    assert_eq!(types, ["refund.created", "charge.refunded"]);
+    assert_eq!(
+        events_of(&fake, "refund.created")[0]["data"]["object"],
+        refund
+    );
+    let refunded = &events_of(&fake, "charge.refunded")[0];
+    assert_eq!(refunded["data"]["object"], charge);
+    assert_eq!(refunded["account"], ACCT_A);
+}
+
+#[tokio::test]
+async fn partial_refunds_add_up_and_refunding_more_than_is_left_is_refused_with_stripes_message() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let charge_id = pi["latest_charge"].as_str().expect("charge id").to_owned();
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("charge", &charge_id), ("amount", "20000")],
+    )
+    .await;
+    assert_refused(status, &body, "amount");
+    assert_eq!(
+        body["error"]["message"],
+        "Refund amount ($200.00) is greater than charge amount ($125.00)"
+    );
+
+    let (status, first) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("charge", &charge_id), ("amount", "5000")],
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["amount"], 5000);
+    let (_, charge) = get(&fake, Some(ACCT_A), &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(charge["amount_refunded"], 5000);
+    assert_eq!(charge["refunded"], false, "partly refunded");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("charge", &charge_id), ("amount", "8000")],
+    )
+    .await;
+    assert_refused(status, &body, "amount");
+    assert_eq!(
+        body["error"]["message"],
+        "Refund amount ($80.00) is greater than unrefunded amount on charge ($75.00)"
+    );
+
+    let (status, rest) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("charge", &charge_id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["amount"], 7500, "what is left");
+    let (_, charge) = get(&fake, Some(ACCT_A), &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(charge["amount_refunded"], 12500);
+    assert_eq!(charge["refunded"], true);
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("charge", &charge_id)],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "charge_already_refunded");
+    assert_eq!(events_of(&fake, "refund.created").len(), 2);
+}
+
+#[tokio::test]
+async fn refunds_are_refused_for_missing_unknown_failed_or_foreign_payments_and_bad_parameters() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let pi_id = id_of(&pi);
+    fake.push_outcome(Outcome::decline("insufficient_funds"));
+    let (status, declined) = json(
+        create(&fake, &charge_form("job_2"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 402);
+    let declined_id = declined["error"]["payment_intent"]["id"]
+        .as_str()
+        .expect("declined intent")
+        .to_owned();
+
+    let (status, body) = post(&fake, Some(ACCT_A), "/v1/refunds", &[("amount", "100")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "parameter_missing");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("payment_intent", "pi_nope")],
+    )
+    .await;
+    assert_refused(status, &body, "payment_intent");
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_B),
+        "/v1/refunds",
+        &[("payment_intent", &pi_id)],
+    )
+    .await;
+    assert_refused(status, &body, "payment_intent");
+    assert_eq!(
+        body["error"]["code"], "resource_missing",
+        "account A's intent does not exist on B"
+    );
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("payment_intent", &declined_id)],
+    )
+    .await;
+    assert_refused(status, &body, "payment_intent");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("payment_intent", &pi_id), ("reason", "changed_my_mind")],
+    )
+    .await;
+    assert_refused(status, &body, "reason");
+
+    let (status, body) = post(
+        &fake,
+        Some(ACCT_A),
+        "/v1/refunds",
+        &[("payment_intent", &pi_id), ("colour", "red")],
+    )
+    .await;
+    assert_refused(status, &body, "colour");
+    assert_eq!(body["error"]["code"], "parameter_unknown");
+
+    assert!(events_of(&fake, "refund.created").is_empty());
+    let (_, charge) = get(
+        &fake,
+        Some(ACCT_A),
+        &format!(
+            "/v1/charges/{}",
+            pi["latest_charge"].as_str().expect("charge")
+        ),
+    )
+    .await;
+    assert_eq!(charge["amount_refunded"], 0, "nothing was refunded");
+}
+
+#[tokio::test]
+async fn a_refund_replays_under_its_idempotency_key_without_refunding_twice() {
+    let fake = fake().await;
+    let pi_id = id_of(&charged(&fake, "job_1").await);
+    let form = [("payment_intent", pi_id.as_str()), ("amount", "1000")];
+    let (status, first) =
+        json(post_to(&fake, Some(ACCT_A), "/v1/refunds", &form, Some("refund-1")).await).await;
+    assert_eq!(status, 200);
+    let again = post_to(&fake, Some(ACCT_A), "/v1/refunds", &form, Some("refund-1")).await;
+    assert_eq!(
+        header(&again, "idempotent-replayed").as_deref(),
+        Some("true")
+    );
+    let (_, replayed) = json(again).await;
+    assert_eq!(replayed, first);
+
+    let other = [("payment_intent", pi_id.as_str()), ("amount", "2000")];
+    let (status, body) =
+        json(post_to(&fake, Some(ACCT_A), "/v1/refunds", &other, Some("refund-1")).await).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "idempotency_error");
+
+    assert_eq!(events_of(&fake, "refund.created").len(), 1);
+    let charged_event = &events_of(&fake, "charge.refunded")[0];
+    assert_eq!(charged_event["data"]["object"]["amount_refunded"], 1000);
+}
+
+#[tokio::test]
+async fn the_refund_helper_follows_the_same_rules_and_records_the_same_events() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let refund_id = fake.refund(&id_of(&pi), Some(2500));
+    assert!(refund_id.starts_with("re_"), "{refund_id}");
+    let created = &events_of(&fake, "refund.created")[0];
+    assert_eq!(created["data"]["object"]["id"], refund_id.as_str());
+    assert_eq!(created["data"]["object"]["amount"], 2500);
+    assert_eq!(created["account"], ACCT_A);
+    assert_eq!(created["request"]["id"], Value::Null);
+    let refunded = &events_of(&fake, "charge.refunded")[0]["data"]["object"];
+    assert_eq!(refunded["amount_refunded"], 2500);
+    assert_eq!(refunded["refunded"], false);
+
+    fake.refund(&id_of(&pi), None);
+    let (_, charge) = get(
+        &fake,
+        Some(ACCT_A),
+        &format!(
+            "/v1/charges/{}",
+            pi["latest_charge"].as_str().expect("charge")
+        ),
+    )
+    .await;
+    assert_eq!(charge["amount_refunded"], 12500);
+    assert_eq!(charge["refunded"], true);
+}
+
+#[tokio::test]
+#[should_panic(expected = "is greater than charge amount")]
+async fn the_refund_helper_panics_on_a_refund_stripe_would_refuse() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    fake.refund(&id_of(&pi), Some(99_999));
+}
+
+#[tokio::test]
+async fn charges_are_retrievable_from_their_account_only_and_failed_attempts_have_one_too() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let path = format!(
+        "/v1/charges/{}",
+        pi["latest_charge"].as_str().expect("charge")
+    );
+    let (status, charge) = get(&fake, Some(ACCT_A), &path).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        events_of(&fake, "charge.succeeded")[0]["data"]["object"],
+        charge,
+        "the charge.succeeded object is the charge"
+    );
+    let (status, body) = get(&fake, Some(ACCT_B), &path).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "resource_missing");
+
+    fake.push_outcome(Outcome::decline("generic_decline"));
+    let (_, declined) = json(
+        create(&fake, &charge_form("job_2"), None)
+            .await
+            .expect("answered"),
+    )
+    .await;
+    let failed_id = declined["error"]["charge"].as_str().expect("failed charge");
+    let (status, failed) = get(&fake, Some(ACCT_A), &format!("/v1/charges/{failed_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["paid"], false);
+    assert_eq!(failed["amount_captured"], 0);
+}
+
+#[tokio::test]
+async fn dispute_records_charge_dispute_created_with_a_needs_response_dispute() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    let charge_id = pi["latest_charge"].as_str().expect("charge");
+    let dispute_id = fake.dispute(&id_of(&pi), "fraudulent");
+    assert!(dispute_id.starts_with("dp_"), "{dispute_id}");
+    let events = events_of(&fake, "charge.dispute.created");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["account"], ACCT_A);
+    let dispute = &events[0]["data"]["object"];
+    assert_eq!(dispute["id"], dispute_id.as_str());
+    assert_eq!(dispute["object"], "dispute");
+    assert_eq!(dispute["amount"], 12500);
+    assert_eq!(dispute["currency"], "usd");
+    assert_eq!(dispute["charge"], charge_id);
+    assert_eq!(dispute["payment_intent"], pi["id"]);
+    assert_eq!(dispute["reason"], "fraudulent");
+    assert_eq!(dispute["status"], "needs_response");
+    let (_, charge) = get(&fake, Some(ACCT_A), &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(charge["disputed"], true);
+}
+
+#[tokio::test]
+#[should_panic(expected = "is not a dispute reason")]
+async fn dispute_panics_on_a_reason_stripe_does_not_have() {
+    let fake = fake().await;
+    let pi = charged(&fake, "job_1").await;
+    fake.dispute(&id_of(&pi), "i_changed_my_mind");
+}
+
+#[tokio::test]
+async fn disabling_charges_records_account_updated_and_refuses_confirmed_payment_intents() {
+    let fake = fake().await;
+    fake.set_charges_enabled(ACCT_A, false);
+    let events = fake.events();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event["type"], "account.updated");
+    assert_eq!(event["account"], ACCT_A);
+    let account = &event["data"]["object"];
+    assert_eq!(account["id"], ACCT_A);
+    assert_eq!(account["object"], "account");
+    assert_eq!(account["charges_enabled"], false);
+    assert_eq!(account["payouts_enabled"], true);
+    assert_eq!(account["details_submitted"], true);
+    assert_eq!(
+        account["requirements"]["disabled_reason"],
+        "requirements.past_due"
+    );
+    assert_eq!(
+        event["data"]["previous_attributes"]["charges_enabled"],
+        true
+    );
+
+    fake.push_outcome(Outcome::Succeed);
+    let res = create(&fake, &charge_form("job_1"), Some("job_1-a1"))
+        .await
+        .expect("answered");
+    let (status, body) = json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("This Connect account cannot currently make live charges."),
+        "{message}"
+    );
+    assert!(fake.charges().is_empty(), "nothing was created");
+    assert_eq!(fake.pending_outcomes(), 1, "the script was not used");
+
+    let unconfirmed = form_with(charge_form("job_1"), &["confirm", "off_session"], &[]);
+    let (status, _) = json(create(&fake, &unconfirmed, None).await.expect("answered")).await;
+    assert_eq!(status, 200, "creating without confirming is still possible");
+    let (status, _) = json(
+        create_on(
+            &fake,
+            &client(),
+            ACCT_B,
+            &form_with(
+                charge_form("job_1"),
+                &["customer", "payment_method"],
+                &[("customer", "cus_B"), ("payment_method", "pm_B")],
+            ),
+            None,
+        )
+        .await
+        .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 200, "account B is not affected");
+
+    fake.set_charges_enabled(ACCT_A, true);
+    let updated = events_of(&fake, "account.updated");
+    assert_eq!(updated.len(), 2);
+    assert_eq!(updated[1]["data"]["object"]["charges_enabled"], true);
+    assert_eq!(
+        updated[1]["data"]["object"]["requirements"]["disabled_reason"],
+        Value::Null
+    );
+    assert_eq!(
+        updated[1]["data"]["previous_attributes"]["charges_enabled"],
+        false
+    );
+    let res = create(&fake, &charge_form("job_1"), Some("job_1-a1"))
+        .await
+        .expect("answered");
+    assert!(
+        header(&res, "idempotent-replayed").is_none(),
+        "the refusal was not saved under the key"
+    );
+    assert_eq!(res.status(), 200);
+
+    fake.set_charges_enabled(ACCT_A, true);
+    assert_eq!(
+        events_of(&fake, "account.updated").len(),
+        2,
+        "no change, no event"
+    );
+}
+
+#[tokio::test]
+async fn deauthorize_records_account_application_deauthorized_then_the_account_gets_403() {
+    let fake = fake().await;
+    fake.deauthorize(ACCT_A);
+    let events = fake.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "account.application.deauthorized");
+    assert_eq!(events[0]["account"], ACCT_A);
+    let application = &events[0]["data"]["object"];
+    assert_eq!(application["object"], "application");
+    assert!(
+        application["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("ca_")),
+        "{application}"
+    );
+    assert_eq!(
+        application["name"],
+        mio_tests::fake_stripe::APPLICATION_NAME
+    );
+
+    let (status, body) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "account_invalid");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("Application access may have been revoked.")),
+        "{body}"
+    );
+    let (status, _) = get(&fake, Some(ACCT_B), "/v1/customers/cus_B").await;
+    assert_eq!(status, 200, "other accounts are not affected");
+    fake.restore_account(ACCT_A);
+    let (status, _) = get(&fake, Some(ACCT_A), "/v1/customers/cus_A").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn card_on_file_events_are_delivered_signed_like_the_payment_intent_events() {
+    let fake = fake().await;
+    let receiver = Receiver::start().await;
+    fake.set_webhook_url(&receiver.url);
+    let id = id_of(&setup_session(&fake).await);
+    fake.complete_checkout_session(&id, "pm_saved", "visa", "4242", 1, 2032);
+    fake.set_charges_enabled(ACCT_B, false);
+    let results = fake.deliver_pending().await;
+    assert_eq!(results.len(), 5);
+    assert!(results.iter().all(|(_, status)| *status == 200));
+    let received = receiver.received();
+    assert_eq!(received.len(), 5);
+    for delivered in &received {
+        let signature = delivered.headers.get("stripe-signature").expect("signed");
+        assert!(verify_signature(
+            fake.webhook_secret(),
+            signature,
+            &delivered.body
+        ));
+        assert_eq!(
+            fake.event_payload(&delivered.event_id()).as_deref(),
+            std::str::from_utf8(&delivered.body).ok()
+        );
+    }
+}

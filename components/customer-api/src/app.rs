@@ -98,6 +98,14 @@ async fn serve_account(
             let body = request.json_body().await?;
             handlers::payment_methods::put(db, account, &id, &body, now).await
         }
+        Route::RequestPaymentMethod(id) => {
+            let key = request.idempotency_key.first().cloned();
+            let body = request.json_body().await?;
+            handlers::payment_method_requests::create(db, account, &id, &body, key.as_deref(), now)
+        }
+        Route::ListPaymentMethodRequests(id) => {
+            handlers::payment_method_requests::list(db, account, &id, now)
+        }
         Route::CustomerActivity(id) => {
             handlers::activity::of_customer(db, account, &id, &request.query)
         }

@@ -44,6 +44,10 @@ pub enum Route {
     PutMiopay,
     /// `PUT /api/v1/customers/{id}/payment-method`
     PutPaymentMethod(CustomerId),
+    /// `POST /api/v1/customers/{id}/payment-method-requests`
+    RequestPaymentMethod(CustomerId),
+    /// `GET /api/v1/customers/{id}/payment-method-requests`
+    ListPaymentMethodRequests(CustomerId),
     /// `GET /api/v1/customers/{id}/activity`
     CustomerActivity(CustomerId),
     /// `GET /api/v1/activity`
@@ -92,6 +96,13 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
                 ([], _) => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
                 (["payment-method"], Method::Put) => Ok(Route::PutPaymentMethod(id)),
                 (["payment-method"], _) => Err(RouteError::MethodNotAllowed(&["PUT"])),
+                (["payment-method-requests"], Method::Post) => Ok(Route::RequestPaymentMethod(id)),
+                (["payment-method-requests"], Method::Get) => {
+                    Ok(Route::ListPaymentMethodRequests(id))
+                }
+                (["payment-method-requests"], _) => {
+                    Err(RouteError::MethodNotAllowed(&["GET", "POST"]))
+                }
                 (["activity"], Method::Get) => Ok(Route::CustomerActivity(id)),
                 (["activity"], _) => Err(RouteError::MethodNotAllowed(&["GET"])),
                 _ => Err(NO_ROUTE),

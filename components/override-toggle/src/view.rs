@@ -2,6 +2,7 @@
 //! decided here: [`entry`] asks [`resolve`] and only arranges its answer for the API.
 
 use mio_shared::Timestamp;
+use mio_shared::card::{Warning, payment_warnings};
 use mio_shared::rules::{
     AccountRules, Automation, CustomerOverride, LocalTime, Offset, OverrideState, Source, Timing,
     Trigger, resolve,
@@ -40,6 +41,19 @@ pub struct Entry {
     pub updated_by: Option<String>,
     /// The earliest scheduled run for this customer.
     pub next_run_at: Option<Timestamp>,
+    /// Why the automation, though on, cannot succeed now, each with the route that fixes it.
+    pub warnings: Vec<Warning>,
+}
+
+/// What payment automation needs besides the rules: the customer's card and MioPay.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentMeans<'a> {
+    /// `cus_…`.
+    pub customer_id: &'a str,
+    /// The primary card's expiry (month, year); `None` without a card.
+    pub card: Option<(u8, u16)>,
+    /// Why MioPay cannot charge, if it cannot.
+    pub miopay_not_ready: Option<&'a str>,
 }
 
 /// The effective setting for the customer, with its provenance.
@@ -70,8 +84,19 @@ pub fn entry(
     rules: Option<&AccountRules>,
     stored: Option<&CustomerOverride>,
     next_run_at: Option<Timestamp>,
+    means: &PaymentMeans<'_>,
 ) -> Entry {
     let decision = resolve(automation, rules, stored, None);
+    let warnings = if automation == Automation::Payment && decision.enabled {
+        payment_warnings(
+            means.customer_id,
+            means.card,
+            next_run_at,
+            means.miopay_not_ready,
+        )
+    } else {
+        Vec::new()
+    };
     Entry {
         automation,
         state: stored.map_or(OverrideState::Inherit, |o| o.state),
@@ -88,6 +113,7 @@ pub fn entry(
         updated_at: stored.map(|o| o.updated_at),
         updated_by: stored.map(|o| o.updated_by.clone()),
         next_run_at,
+        warnings,
     }
 }
 
@@ -170,9 +196,15 @@ mod tests {
         }
     }
 
+    const READY: PaymentMeans<'static> = PaymentMeans {
+        customer_id: "cus_1",
+        card: Some((12, 2099)),
+        miopay_not_ready: None,
+    };
+
     #[test]
     fn an_entry_without_override_inherits_the_account_rule_and_says_so() {
-        let entry = entry(Automation::Payment, Some(&rules(true)), None, None);
+        let entry = entry(Automation::Payment, Some(&rules(true)), None, None, &READY);
         let json = serde_json::to_value(&entry).expect("serialisable");
         assert_eq!(json["automation"], "payment");
         assert_eq!(json["override"], "inherit");
@@ -198,6 +230,7 @@ mod tests {
             Some(&rules(false)),
             Some(&stored),
             Some(next),
+            &READY,
         );
         let json = serde_json::to_value(&entry).expect("serialisable");
         assert_eq!(json["override"], "enabled");
@@ -218,7 +251,13 @@ mod tests {
     #[test]
     fn a_disabled_override_is_off_whatever_the_account_says() {
         let stored = overridden(OverrideState::Disabled, "tok_0123456789ab");
-        let entry = entry(Automation::Payment, Some(&rules(true)), Some(&stored), None);
+        let entry = entry(
+            Automation::Payment,
+            Some(&rules(true)),
+            Some(&stored),
+            None,
+            &READY,
+        );
         assert!(!entry.effective.enabled);
         assert_eq!(entry.effective.source, "customer");
         assert_eq!(entry.state, OverrideState::Disabled);
@@ -230,8 +269,35 @@ mod tests {
     }
 
     #[test]
+    fn payment_on_without_a_card_warns_with_the_request_route_and_off_does_not() {
+        let no_card = PaymentMeans {
+            card: None,
+            ..READY
+        };
+        let on = entry(
+            Automation::Payment,
+            Some(&rules(true)),
+            None,
+            None,
+            &no_card,
+        );
+        assert_eq!(on.warnings.len(), 1);
+        assert_eq!(on.warnings[0].code, "no_primary_card");
+        assert!(on.warnings[0].action.contains("/payment-method-requests"));
+        let stored = overridden(OverrideState::Disabled, "tok_0123456789ab");
+        let off = entry(
+            Automation::Payment,
+            Some(&rules(true)),
+            Some(&stored),
+            None,
+            &no_card,
+        );
+        assert!(off.warnings.is_empty());
+    }
+
+    #[test]
     fn without_rules_the_entry_is_not_configured_and_has_no_timing() {
-        let entry = entry(Automation::Feedback, None, None, None);
+        let entry = entry(Automation::Feedback, None, None, None, &READY);
         assert!(!entry.effective.enabled);
         assert_eq!(entry.effective.source, "not_configured");
         assert_eq!(entry.effective.trigger, None);

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cards;
 pub mod claims;
 pub mod db;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod request;
 pub mod response;
 pub use mio_shared::rules_body;
 pub mod settings;
+pub mod stripe_http;
 pub mod system;
 #[cfg(any(test, feature = "test-db"))]
 pub mod test_db;

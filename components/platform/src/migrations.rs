@@ -300,14 +300,45 @@ const CREATE_STRIPE_EVENTS: &str = "CREATE TABLE IF NOT EXISTS stripe_events (
     received_at INTEGER NOT NULL
 )";
 // Whether an account's connected Stripe account accepts our requests, as last seen; it speaks
-// only for that `stripe_account` (a new one starts out ready).
+// only for that `stripe_account` (a new one starts out ready). `kind`: `access` (Stripe refused
+// a request: runs wait and retry) or `charges` (Stripe says the account cannot charge, or the
+// business disconnected it: runs fail with the reason and send nothing).
 const CREATE_MIOPAY_STATUS: &str = "CREATE TABLE IF NOT EXISTS miopay_status (
     account_id TEXT PRIMARY KEY NOT NULL,
     stripe_account TEXT NOT NULL,
     ready INTEGER NOT NULL CHECK (ready IN (0, 1)),
     reason TEXT,
+    kind TEXT NOT NULL DEFAULT 'access' CHECK (kind IN ('access', 'charges')),
     updated_at TEXT NOT NULL
 )";
+// Refunds of our payments, by PaymentIntent: the total refunded so far. A booking's paid amount
+// is its succeeded attempts less these.
+const CREATE_PAYMENT_REFUNDS: &str = "CREATE TABLE IF NOT EXISTS payment_refunds (
+    payment_intent_id TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT NOT NULL,
+    booking_id TEXT NOT NULL,
+    amount_refunded INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+)";
+// "Request payment method" links: a setup-mode Checkout Session on the connected account.
+const CREATE_PAYMENT_METHOD_REQUESTS: &str = "CREATE TABLE IF NOT EXISTS payment_method_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'completed', 'expired')),
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    completed_at INTEGER
+)";
+const CREATE_PAYMENT_ATTEMPTS_BY_INTENT: &str = "CREATE INDEX IF NOT EXISTS \
+     payment_attempts_by_intent ON payment_attempts (account_id, payment_intent_id)";
+const CREATE_PAYMENT_METHODS_BY_CARD: &str = "CREATE INDEX IF NOT EXISTS \
+     payment_methods_by_card ON payment_methods (account_id, payment_method_id)";
+const CREATE_CUSTOMERS_BY_STRIPE_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS \
+     customers_by_stripe_customer ON customers (account_id, stripe_customer_id)";
 // Webhooks find the Mio account of a connected account.
 const CREATE_SETTINGS_BY_STRIPE_ACCOUNT: &str = "CREATE INDEX IF NOT EXISTS \
      account_settings_by_stripe_account ON account_settings (stripe_account_id)";
@@ -368,6 +399,11 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE_STRIPE_EVENTS,
             CREATE_MIOPAY_STATUS,
             CREATE_SETTINGS_BY_STRIPE_ACCOUNT,
+            CREATE_PAYMENT_REFUNDS,
+            CREATE_PAYMENT_METHOD_REQUESTS,
+            CREATE_PAYMENT_ATTEMPTS_BY_INTENT,
+            CREATE_PAYMENT_METHODS_BY_CARD,
+            CREATE_CUSTOMERS_BY_STRIPE_CUSTOMER,
         ],
     },
 ];

@@ -64,10 +64,13 @@ const RECORD_OUTCOME: &str = "UPDATE payment_attempts SET outcome = ?3, payment_
 const NOTE_TRY: &str = "UPDATE payment_requests SET tries = tries + 1, \
      maybe_executed = MAX(maybe_executed, ?3) WHERE job_id = ?1 AND attempt = ?2";
 
-// Recomputed from the ledger rather than incremented, so running it twice counts nothing twice.
-const RECOMPUTE_PAID: &str = "UPDATE bookings SET paid_cents = (SELECT COALESCE(SUM(amount_cents), 0) \
-     FROM payment_attempts WHERE booking_id = ?2 AND outcome = 'succeeded'), updated_at = ?3 \
-     WHERE account_id = ?1 AND id = ?2";
+// Recomputed from the ledger rather than incremented, so running it twice counts nothing twice:
+// the succeeded attempts less what was refunded of them.
+const RECOMPUTE_PAID: &str = "UPDATE bookings SET paid_cents = \
+     (SELECT COALESCE(SUM(amount_cents), 0) FROM payment_attempts \
+        WHERE booking_id = ?2 AND outcome = 'succeeded') \
+     - (SELECT COALESCE(SUM(amount_refunded), 0) FROM payment_refunds WHERE booking_id = ?2), \
+     updated_at = ?3 WHERE account_id = ?1 AND id = ?2";
 
 const INSERT_ACTIVITY: &str = "INSERT INTO activity (id, account_id, customer_id, booking_id, \
      job_id, automation, status, occurred_at, summary, details_json, dedupe_key) \
@@ -89,11 +92,12 @@ const COUNT_ACTIVITY_WITH_PREFIX: &str = "SELECT count(*) AS n FROM activity \
      WHERE account_id = ?1 AND booking_id = ?2 AND substr(dedupe_key, 1, length(?3)) = ?3";
 
 const UPSERT_READINESS: &str = "INSERT INTO miopay_status (account_id, stripe_account, ready, \
-     reason, updated_at) VALUES (?1, ?5, ?2, ?3, ?4) ON CONFLICT (account_id) DO UPDATE SET \
-     stripe_account = excluded.stripe_account, ready = excluded.ready, reason = excluded.reason, \
-     updated_at = excluded.updated_at \
+     reason, kind, updated_at) VALUES (?1, ?5, ?2, ?3, 'access', ?4) ON CONFLICT (account_id) \
+     DO UPDATE SET stripe_account = excluded.stripe_account, ready = excluded.ready, \
+     reason = excluded.reason, kind = excluded.kind, updated_at = excluded.updated_at \
      WHERE miopay_status.ready <> excluded.ready \
         OR miopay_status.stripe_account <> excluded.stripe_account \
+        OR miopay_status.kind <> excluded.kind \
         OR COALESCE(miopay_status.reason, '') <> COALESCE(excluded.reason, '')";
 
 /// The payment job `job_id` of account `account_id`; `None` when there is none.
@@ -241,13 +245,7 @@ pub fn perform(
             )
             .context("counting a try")?;
         }
-        Effect::RecomputePaid => {
-            db.execute(
-                RECOMPUTE_PAID,
-                &[text(&job.account_id), text(&job.booking_id), rfc3339(now)],
-            )
-            .context("recomputing the paid amount")?;
-        }
+        Effect::RecomputePaid => recompute_paid(db, &job.account_id, &job.booking_id, now)?,
         Effect::Settle { step, from_webhook } => {
             store_activity(db, job, &step.activity, now)?;
             settle(db, job, number, step, actor, *from_webhook, now)?;
@@ -275,6 +273,21 @@ pub fn perform(
             return Err(anyhow!("Stripe requests are the caller's to send"));
         }
     }
+    Ok(())
+}
+
+/// Sets a booking's paid amount from the ledger and its refunds.
+pub fn recompute_paid(
+    db: &impl Sql,
+    account_id: &str,
+    booking_id: &str,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        RECOMPUTE_PAID,
+        &[text(account_id), text(booking_id), rfc3339(now)],
+    )
+    .context("recomputing the paid amount")?;
     Ok(())
 }
 

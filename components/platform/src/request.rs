@@ -28,6 +28,8 @@ pub struct Incoming {
     pub query: String,
     /// Every `Authorization` header value (more than one is refused).
     pub authorization: Vec<String>,
+    /// Every `Idempotency-Key` header value.
+    pub idempotency_key: Vec<String>,
     content_type: Vec<String>,
     content_length: Vec<String>,
     request: IncomingRequest,
@@ -54,6 +56,7 @@ impl Incoming {
             path,
             query,
             authorization: values("authorization"),
+            idempotency_key: values("idempotency-key"),
             content_type: values("content-type"),
             content_length: values("content-length"),
             request,

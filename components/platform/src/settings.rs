@@ -22,12 +22,16 @@ pub struct AccountSettings {
     /// Why Stripe refused the platform's access to that account, when it last did (`None`: no
     /// refusal since the last success).
     pub stripe_refusal: Option<String>,
+    /// Whether that refusal means the account cannot charge at all (Stripe disabled charges,
+    /// or the business disconnected it), so runs fail instead of waiting.
+    pub charges_blocked: bool,
 }
 
 // An account without a settings row reads as "nothing configured, MioPay off".
 const SELECT_SETTINGS: &str = "SELECT a.timezone, s.rules_json, s.rules_updated_at, \
      COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id, \
-     CASE WHEN m.ready = 0 THEN COALESCE(m.reason, 'Stripe refused access') END AS refusal \
+     CASE WHEN m.ready = 0 THEN COALESCE(m.reason, 'Stripe refused access') END AS refusal, \
+     COALESCE(m.ready = 0 AND m.kind = 'charges', 0) AS charges_blocked \
      FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id \
      LEFT JOIN miopay_status m ON m.account_id = a.id AND m.stripe_account = s.stripe_account_id \
      WHERE a.id = ?1";
@@ -44,6 +48,10 @@ const UPSERT_MIOPAY: &str = "INSERT INTO account_settings \
      stripe_account_id = CASE WHEN ?5 THEN excluded.stripe_account_id \
                               ELSE account_settings.stripe_account_id END, \
      updated_at = excluded.updated_at";
+
+// Setting the Stripe account (re)connects it: what Stripe said about the old connection is
+// forgotten until Stripe says something about the new one.
+const FORGET_READINESS: &str = "DELETE FROM miopay_status WHERE account_id = ?1";
 
 /// The settings of account `account_id`; `None` when there is no such account.
 pub fn load_settings(db: &impl Sql, account_id: &str) -> anyhow::Result<Option<AccountSettings>> {
@@ -66,6 +74,7 @@ pub fn load_settings(db: &impl Sql, account_id: &str) -> anyhow::Result<Option<A
                 miopay_enabled: row.boolean("miopay_enabled")?,
                 stripe_account_id: row.optional_text("stripe_account_id")?,
                 stripe_refusal: row.optional_text("refusal")?,
+                charges_blocked: row.boolean("charges_blocked")?,
             })
         })
         .transpose()
@@ -107,5 +116,9 @@ pub fn store_miopay(
         ],
     )
     .context("storing the MioPay settings")?;
+    if stripe_account_id.is_some() {
+        db.execute(FORGET_READINESS, &[text(account_id)])
+            .context("forgetting the old connection's readiness")?;
+    }
     Ok(())
 }

@@ -10,7 +10,6 @@
 mod app;
 mod lease;
 mod storage;
-mod stripe_http;
 mod tick;
 
 // The SDK's macro generates the `unsafe` export glue of the wasi:http world; our own code

@@ -5,12 +5,12 @@
 
 use crate::lease;
 use crate::storage::{self, ChargeFacts};
-use crate::stripe_http::Stripe;
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use mio_platform::claims::{self, ClaimedJob};
 use mio_platform::overrides::load_overrides;
 use mio_platform::payments::{self, Actor, JobRef};
 use mio_platform::settings::{AccountSettings, load_settings};
+use mio_platform::stripe_http::Stripe;
 use mio_platform::{SpinDb, db, system};
 use mio_shared::JobStatus;
 use mio_shared::attempt::{Attempt, Effect, Event, Ledger, Machine};
@@ -30,9 +30,6 @@ const LEASE_MINUTES: i64 = 2;
 /// No job is started after this much time. Claimed jobs left over are released for the next
 /// tick.
 const BUDGET: Duration = Duration::from_secs(10);
-
-const STRIPE_SECRET_KEY_VARIABLE: &str = "stripe_secret_key";
-const STRIPE_API_BASE_VARIABLE: &str = "stripe_api_base";
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -115,12 +112,7 @@ fn owner() -> anyhow::Result<String> {
 fn run(owner: &str) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let db = db::open(system::now()?)?;
-    let stripe = Stripe::new(
-        &spin_sdk::variables::get(STRIPE_API_BASE_VARIABLE)
-            .context("the stripe_api_base variable")?,
-        system::secret_variable(STRIPE_SECRET_KEY_VARIABLE)
-            .ok_or_else(|| anyhow!("the stripe_secret_key variable is not set"))?,
-    )?;
+    let stripe = Stripe::from_variables()?;
     let mut summary = Summary::default();
     'claims: while started.elapsed() < BUDGET {
         let now = system::now()?;
@@ -301,6 +293,10 @@ fn verdict(inputs: &JobInputs) -> Precheck {
         decision: &inputs.decision,
         miopay_enabled: settings.miopay_enabled,
         stripe_account: settings.stripe_account_id.as_deref(),
+        charges_blocked: settings
+            .charges_blocked
+            .then_some(settings.stripe_refusal.as_deref())
+            .flatten(),
         stripe_customer: facts.stripe_customer.as_deref(),
         payment_method: facts.payment_method.as_deref(),
     })

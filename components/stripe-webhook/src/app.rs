@@ -105,7 +105,10 @@ async fn serve(request: IncomingRequest) -> Result<Response, Refusal> {
         (Meaning::Payment(intent), Some(stripe_account)) if !account.is_empty() => {
             apply_payment(&db, &account, stripe_account, intent, now)?;
         }
-        (Meaning::Payment(_), _) => eprintln!(
+        (Meaning::Card(card), Some(stripe_account)) if !account.is_empty() => {
+            crate::cards::apply(&db, &account, stripe_account, &event.id, card, now)?;
+        }
+        (Meaning::Payment(_) | Meaning::Card(_), _) => eprintln!(
             "stripe-webhook: event {} is for no account of ours; ignored",
             event.id
         ),

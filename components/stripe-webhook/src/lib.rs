@@ -5,10 +5,11 @@
 //! A thin shell: the signature check and the event's meaning are the core's
 //! (`mio_shared::webhook`), what an event does to an attempt is the core's state machine
 //! (`mio_shared::attempt`), and the writes are `mio_platform::payments`, shared with the tick.
-//! It reaches nothing outside the app: no outbound hosts. This file is only the entry point;
+//! Its one outbound host is Stripe, to look a saved card up. This file is only the entry point;
 //! see `app` (the request) and `storage` (event de-duplication and the account mapping).
 
 mod app;
+mod cards;
 mod storage;
 
 // The SDK's macro generates the `unsafe` export glue of the wasi:http world; our own code

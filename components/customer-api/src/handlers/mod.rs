@@ -5,5 +5,6 @@ pub mod activity;
 pub mod bookings;
 pub mod customers;
 pub mod import;
+pub mod payment_method_requests;
 pub mod payment_methods;
 pub mod settings;

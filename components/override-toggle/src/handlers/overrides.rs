@@ -3,8 +3,9 @@
 use crate::body::{self, OverrideUpdate};
 use crate::storage::overrides::{StoredOverride, Written};
 use crate::storage::{self, jobs};
-use crate::view::{self, AutomationsView, Entry, SET_RULES_URL};
+use crate::view::{self, AutomationsView, Entry, PaymentMeans, SET_RULES_URL};
 use anyhow::anyhow;
+use mio_platform::cards::primary_card_expiry;
 use mio_platform::db::Sql;
 use mio_platform::overrides::load_overrides;
 use mio_platform::settings::{AccountSettings, load_settings};
@@ -28,6 +29,8 @@ pub fn view(db: &impl Sql, caller: &Caller, id: &CustomerId) -> Result<Response,
     let settings = settings(db, account_id)?;
     let overrides = load_overrides(db, account_id, id.as_str())?;
     let next_runs = jobs::next_runs(db, account_id, id.as_str())?;
+    let card = primary_card_expiry(db, account_id, id.as_str())?;
+    let means = means(id, card, &settings);
     let automations = Automation::ALL
         .into_iter()
         .map(|automation| {
@@ -36,6 +39,7 @@ pub fn view(db: &impl Sql, caller: &Caller, id: &CustomerId) -> Result<Response,
                 settings.rules.as_ref(),
                 overrides.get(automation),
                 next_runs.get(&automation).copied(),
+                &means,
             )
         })
         .collect();
@@ -161,10 +165,29 @@ fn entry(
 ) -> Result<Entry, ApiError> {
     let overrides = load_overrides(db, account_id, id.as_str())?;
     let next_runs = jobs::next_runs(db, account_id, id.as_str())?;
+    let card = primary_card_expiry(db, account_id, id.as_str())?;
     Ok(view::entry(
         automation,
         settings.rules.as_ref(),
         overrides.get(automation),
         next_runs.get(&automation).copied(),
+        &means(id, card, settings),
     ))
+}
+
+/// The customer's card and MioPay, for the payment warnings.
+fn means<'a>(
+    id: &'a CustomerId,
+    card: Option<(u8, u16)>,
+    settings: &'a AccountSettings,
+) -> PaymentMeans<'a> {
+    PaymentMeans {
+        customer_id: id.as_str(),
+        card,
+        miopay_not_ready: mio_shared::charge::miopay_not_ready(
+            settings.miopay_enabled,
+            settings.stripe_account_id.as_deref(),
+            settings.stripe_refusal.as_deref(),
+        ),
+    }
 }

@@ -39,6 +39,15 @@ struct Answer {
 }
 
 impl Stripe {
+    /// From the `stripe_api_base` and `stripe_secret_key` variables.
+    pub fn from_variables() -> anyhow::Result<Stripe> {
+        Stripe::new(
+            &spin_sdk::variables::get("stripe_api_base").context("the stripe_api_base variable")?,
+            crate::system::secret_variable("stripe_secret_key")
+                .ok_or_else(|| anyhow!("the stripe_secret_key variable is not set"))?,
+        )
+    }
+
     /// From the `stripe_api_base` (`scheme://host[:port]`) and secret key variables.
     pub fn new(api_base: &str, secret_key: String) -> anyhow::Result<Stripe> {
         let (scheme, rest) = api_base
@@ -59,15 +68,26 @@ impl Stripe {
     /// Sends an attempt's stored request: `POST /v1/payment_intents` with its form body, on
     /// its connected account, with its idempotency key.
     pub fn send(&self, request: &SentRequest) -> Reply {
+        self.post(
+            mio_shared::stripe::PAYMENT_INTENTS_PATH,
+            &request.stripe_account,
+            &request.idempotency_key,
+            &request.form_body,
+        )
+    }
+
+    /// `POST path` with form body `form`, on connected account `account`, with
+    /// `idempotency_key`.
+    pub fn post(&self, path: &str, account: &str, idempotency_key: &str, form: &str) -> Reply {
         reply(self.exchange(
             &Method::Post,
-            mio_shared::stripe::PAYMENT_INTENTS_PATH,
+            path,
             &[
-                ("stripe-account", &request.stripe_account),
-                ("idempotency-key", &request.idempotency_key),
+                ("stripe-account", account),
+                ("idempotency-key", idempotency_key),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            Some(request.form_body.as_bytes()),
+            Some(form.as_bytes()),
         ))
     }
 

@@ -1,0 +1,198 @@
+//! `POST` and `GET /api/v1/customers/{id}/payment-method-requests`: "Request payment method".
+//!
+//! A request is a setup-mode Checkout Session on the business's connected account for the
+//! customer's Stripe customer, created first when there is none. Every POST to Stripe carries an
+//! idempotency key derived from our ids, and a request whose answer was lost is sent once more
+//! with the same key, so one API call makes one Stripe customer and one session. The request is
+//! stored only once Stripe made the session: a 502 leaves nothing behind but, at most, the
+//! customer's link to the Stripe customer Stripe did create.
+
+use crate::storage::payment_method_requests::{self as requests, StoredRequest};
+use crate::storage::{self, Sql};
+use mio_platform::settings::load_settings;
+use mio_platform::stripe_http::Stripe;
+use mio_platform::{ApiError, response, system};
+use mio_shared::attempt::Reply;
+use mio_shared::card_request::{
+    self, CHECKOUT_SESSIONS_PATH, CUSTOMERS_PATH, RequestBody, Session, status,
+};
+use mio_shared::{Account, CustomerId, Timestamp, json};
+use serde_json::json as value;
+use spin_sdk::http::Response;
+
+const NOT_FOUND: ApiError = ApiError::NotFound("No customer with this id in your account.");
+const STRIPE_DOWN: &str = "Stripe is unreachable; no payment-method request was made.";
+const SUCCESS_URL_VARIABLE: &str = "payment_method_success_url";
+const CANCEL_URL_VARIABLE: &str = "payment_method_cancel_url";
+/// Requests listed at most.
+const LIST_LIMIT: u32 = 200;
+
+/// Creates a request (or answers the one a retried call with the same `Idempotency-Key` made).
+pub fn create(
+    db: &impl Sql,
+    account: &Account,
+    id: &CustomerId,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
+    let body: RequestBody = json::decode(body, &[])?;
+    body.validate().map_err(ApiError::Validation)?;
+    let account_id = account.id.as_str();
+    let customer = storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
+    let settings = load_settings(db, account_id)?
+        .ok_or_else(|| anyhow::anyhow!("the signed-in account has no row"))?;
+    let stripe_account = match (&settings.stripe_account_id, settings.miopay_enabled) {
+        (Some(acct), true) => acct.clone(),
+        _ => {
+            return Err(ApiError::Conflict(
+                "MioPay is off for this account: connect a Stripe account first \
+                 (PUT /api/v1/settings/miopay)."
+                    .into(),
+            ));
+        }
+    };
+    if body.send == Some(true) {
+        return Err(ApiError::Conflict(
+            "No notification channel can send the link yet: create the request without \
+             `send` and share its url with the customer."
+                .into(),
+        ));
+    }
+    let (success_url, cancel_url) = pages(body.return_url.as_deref())?;
+    let request_id =
+        card_request::request_id(account_id, idempotency_key, &system::random_bytes()?);
+    if let Some(existing) = requests::find(db, account_id, id.as_str(), &request_id)? {
+        return answer(201, &existing, now);
+    }
+    let stripe = Stripe::from_variables()?;
+    let stripe_customer = match customer.stripe_customer_id {
+        Some(linked) => linked,
+        None => {
+            let form = card_request::customer_form(
+                id.as_str(),
+                account_id,
+                &customer.name,
+                customer.email.as_deref(),
+                customer.phone.as_deref(),
+            );
+            let key = card_request::customer_key(id.as_str());
+            let (status, body) = post_twice(&stripe, CUSTOMERS_PATH, &stripe_account, &key, &form)?;
+            let created = card_request::created_customer(status, &body).map_err(bad_gateway)?;
+            requests::link_stripe_customer(db, account_id, id.as_str(), &created, now)?;
+            // A concurrent link wins; use whatever is stored now.
+            storage::customers::find(db, account_id, id)?
+                .and_then(|c| c.stripe_customer_id)
+                .ok_or(NOT_FOUND)?
+        }
+    };
+    let form = Session {
+        request_id: &request_id,
+        customer_id: id.as_str(),
+        account_id,
+        stripe_customer: &stripe_customer,
+        success_url: &success_url,
+        cancel_url: &cancel_url,
+    }
+    .form_body();
+    let key = card_request::session_key(&request_id);
+    let (status, body) = post_twice(
+        &stripe,
+        CHECKOUT_SESSIONS_PATH,
+        &stripe_account,
+        &key,
+        &form,
+    )?;
+    let session = card_request::created_session(status, &body).map_err(bad_gateway)?;
+    requests::insert(db, account_id, id.as_str(), &request_id, &session, now)?;
+    let stored = requests::find(db, account_id, id.as_str(), &request_id)?
+        .ok_or_else(|| anyhow::anyhow!("a stored request vanished"))?;
+    answer(201, &stored, now)
+}
+
+/// The customer's requests, newest first, with their status now.
+pub fn list(
+    db: &impl Sql,
+    account: &Account,
+    id: &CustomerId,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
+    let account_id = account.id.as_str();
+    storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
+    let data: Vec<serde_json::Value> = requests::list(db, account_id, id.as_str(), LIST_LIMIT)?
+        .iter()
+        .map(|request| view(request, now))
+        .collect();
+    Ok(response::json(
+        200,
+        &value!({"data": data, "next_cursor": null}),
+        &[],
+    )?)
+}
+
+fn view(request: &StoredRequest, now: Timestamp) -> serde_json::Value {
+    value!({
+        "id": request.id,
+        "url": request.url,
+        "expires_at": request.expires_at,
+        "status": status(&request.status, request.expires_at, now),
+        "created_at": request.created_at,
+        "sent_at": null,
+        "channel": null,
+    })
+}
+
+fn answer(code: u16, request: &StoredRequest, now: Timestamp) -> Result<Response, ApiError> {
+    Ok(response::json(code, &view(request, now), &[])?)
+}
+
+/// The success and cancel pages: the body's `return_url` for both, else the variables.
+fn pages(return_url: Option<&str>) -> Result<(String, String), ApiError> {
+    if let Some(url) = return_url {
+        return Ok((url.to_owned(), url.to_owned()));
+    }
+    let variable = |name: &str| {
+        spin_sdk::variables::get(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    match (
+        variable(SUCCESS_URL_VARIABLE),
+        variable(CANCEL_URL_VARIABLE),
+    ) {
+        (Some(success), cancel) => Ok((success.clone(), cancel.unwrap_or(success))),
+        (None, _) => Err(ApiError::Validation(vec![mio_shared::FieldError::new(
+            "return_url",
+            "is required while the payment_method_success_url variable is not set",
+        )])),
+    }
+}
+
+/// POSTs once, and once more with the same key when no answer (or a 5xx) came back: Stripe
+/// replays or finishes the first, so nothing is made twice.
+fn post_twice(
+    stripe: &Stripe,
+    path: &str,
+    account: &str,
+    key: &str,
+    form: &str,
+) -> Result<(u16, String), ApiError> {
+    let mut last = String::new();
+    for _ in 0..2 {
+        match stripe.post(path, account, key, form) {
+            Reply::Answered { status, body } if status < 500 && status != 429 => {
+                return Ok((status, body));
+            }
+            Reply::Answered { status, .. } => last = format!("{path} answered HTTP {status}"),
+            Reply::NoAnswer { reason } => last = format!("{path}: {reason}"),
+        }
+    }
+    Err(bad_gateway(last))
+}
+
+fn bad_gateway(cause: String) -> ApiError {
+    ApiError::BadGateway {
+        detail: STRIPE_DOWN,
+        cause,
+    }
+}

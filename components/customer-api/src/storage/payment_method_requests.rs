@@ -1,0 +1,134 @@
+//! The `payment_method_requests` table: the "request payment method" links sent to customers,
+//! and linking a customer to the Stripe customer created for them.
+
+use anyhow::Context;
+use mio_platform::db::{Record, Sql, instant, text};
+use mio_shared::Timestamp;
+use mio_shared::card_request::CreatedSession;
+use spin_sdk::sqlite::Value;
+
+/// A stored request.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    /// `pmr_…`.
+    pub id: String,
+    /// The Checkout page.
+    pub url: String,
+    /// `open`, `completed` or `expired` as stored.
+    pub status: String,
+    /// When the link stops working.
+    pub expires_at: Timestamp,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+const INSERT_REQUEST: &str = "INSERT INTO payment_method_requests (id, account_id, customer_id, \
+     session_id, url, status, expires_at, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7) ON CONFLICT (id) DO NOTHING";
+
+const SELECT_REQUEST: &str = "SELECT id, url, status, expires_at, created_at \
+     FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 AND id = ?3";
+
+// Newest first; ?3 = how many.
+const LIST_REQUESTS: &str = "SELECT id, url, status, expires_at, created_at \
+     FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 \
+     ORDER BY seq DESC LIMIT ?3";
+
+// Only a customer without a Stripe customer gets one: a concurrent link wins.
+const LINK_STRIPE_CUSTOMER: &str = "UPDATE customers SET stripe_customer_id = ?3, updated_at = ?4 \
+     WHERE account_id = ?1 AND id = ?2 AND stripe_customer_id IS NULL";
+
+fn from_row(row: &Record<'_>) -> anyhow::Result<StoredRequest> {
+    Ok(StoredRequest {
+        id: row.text("id")?,
+        url: row.text("url")?,
+        status: row.text("status")?,
+        expires_at: row.instant("expires_at")?,
+        created_at: row.instant("created_at")?,
+    })
+}
+
+/// Request `id` of the customer, if it exists.
+pub fn find(
+    db: &impl Sql,
+    account_id: &str,
+    customer_id: &str,
+    id: &str,
+) -> anyhow::Result<Option<StoredRequest>> {
+    let result = db
+        .execute(
+            SELECT_REQUEST,
+            &[text(account_id), text(customer_id), text(id)],
+        )
+        .context("reading a payment-method request")?;
+    Record::all(&result)
+        .next()
+        .map(|row| from_row(&row))
+        .transpose()
+}
+
+/// The customer's newest `limit` requests.
+pub fn list(
+    db: &impl Sql,
+    account_id: &str,
+    customer_id: &str,
+    limit: u32,
+) -> anyhow::Result<Vec<StoredRequest>> {
+    let result = db
+        .execute(
+            LIST_REQUESTS,
+            &[
+                text(account_id),
+                text(customer_id),
+                Value::Integer(i64::from(limit)),
+            ],
+        )
+        .context("listing payment-method requests")?;
+    Record::all(&result).map(|row| from_row(&row)).collect()
+}
+
+/// Stores a request whose session Stripe created (once per id).
+pub fn insert(
+    db: &impl Sql,
+    account_id: &str,
+    customer_id: &str,
+    id: &str,
+    session: &CreatedSession,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        INSERT_REQUEST,
+        &[
+            text(id),
+            text(account_id),
+            text(customer_id),
+            text(&session.id),
+            text(&session.url),
+            instant(session.expires_at),
+            instant(now),
+        ],
+    )
+    .context("storing a payment-method request")?;
+    Ok(())
+}
+
+/// Links the customer to `stripe_customer` unless it is linked already.
+pub fn link_stripe_customer(
+    db: &impl Sql,
+    account_id: &str,
+    customer_id: &str,
+    stripe_customer: &str,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        LINK_STRIPE_CUSTOMER,
+        &[
+            text(account_id),
+            text(customer_id),
+            text(stripe_customer),
+            mio_platform::db::rfc3339(now),
+        ],
+    )
+    .context("linking the Stripe customer")?;
+    Ok(())
+}

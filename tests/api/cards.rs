@@ -1,0 +1,551 @@
+//! The card on file, against the fake Stripe delivering signed events: the request-a-card link,
+//! a saved card becoming primary, and what Stripe changes later (removed and updated cards,
+//! refunds, disputes, an account that cannot charge), each only ever for its own account.
+
+use crate::tick::{Biz, CARD, PRICE, STRIPE_ACCOUNT, in_hours, setup};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A second customer, with no Stripe customer and no card yet; returns its id.
+async fn new_customer(biz: &Biz) -> String {
+    let (status, customer) = biz
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&biz.token),
+            Some(json!({"name": "Grace Hopper", "email": "grace@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    customer["id"].as_str().expect("id").to_owned()
+}
+
+async fn request_link(biz: &Biz, customer: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = biz
+        .app
+        .client
+        .post(biz.app.url(&format!(
+            "/api/v1/customers/{customer}/payment-method-requests"
+        )))
+        .bearer_auth(&biz.token)
+        .json(&json!({"return_url": "https://sparkle.example/card-saved"}));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn customer(biz: &Biz, id: &str) -> Value {
+    let (status, customer) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{customer}");
+    customer
+}
+
+/// Activity entries of `customer`, oldest first: (status, summary, details).
+fn customer_activity(biz: &Biz, customer: &str) -> Vec<(String, String, Value)> {
+    let db = biz.db();
+    let mut statement = db
+        .prepare(
+            "SELECT status, summary, details_json FROM activity WHERE customer_id = ?1 \
+             ORDER BY seq",
+        )
+        .expect("query");
+    statement
+        .query_map([customer], |row| {
+            let details: String = row.get(2)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                serde_json::from_str(&details).unwrap_or(Value::Null),
+            ))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("activity")
+}
+
+/// A booking of `customer` starting in `hours`.
+async fn booking_of(biz: &Biz, customer: &str, hours: i64) -> String {
+    let (status, booking) = biz
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/bookings",
+            Some(&biz.token),
+            Some(json!({
+                "customer_id": customer, "service_type": "standard",
+                "start_at": in_hours(hours), "end_at": in_hours(hours + 2),
+                "amount_cents": PRICE, "currency": "cad"
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{booking}");
+    booking["id"].as_str().expect("id").to_owned()
+}
+
+/// The warning codes of the customer's payment automation.
+async fn payment_warnings(biz: &Biz, customer: &str) -> Vec<String> {
+    let (status, view) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}/automations"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let (_, doc) = biz
+        .app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    mio_tests::assert_documented(
+        &doc,
+        &Method::GET,
+        "/api/v1/customers/{id}/automations",
+        200,
+        &view,
+    );
+    view["automations"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["automation"] == "payment")
+        .expect("the payment entry")["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w["code"].as_str().expect("code").to_owned())
+        .collect()
+}
+
+fn events_of(biz: &Biz, kind: &str) -> Vec<String> {
+    biz.stripe
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn deliver_all(biz: &Biz) {
+    for (id, status) in biz.stripe.deliver_pending().await {
+        assert_eq!(status, 200, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_link_saves_a_card_that_the_next_charge_uses() {
+    let biz = setup().await;
+    let grace = new_customer(&biz).await;
+    assert_eq!(
+        payment_warnings(&biz, &grace).await,
+        ["no_primary_card"],
+        "payment is on but cannot succeed yet"
+    );
+    let (status, request) = request_link(&biz, &grace, None).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["status"], "open");
+    assert!(
+        request["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pmr_"))
+    );
+    let url = request["url"].as_str().expect("url");
+    let sessions = biz.stripe.checkout_sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["url"], url);
+    assert_eq!(sessions[0]["mode"], "setup");
+    let stripe_customer = customer(&biz, &grace).await["stripe_customer_id"]
+        .as_str()
+        .expect("a Stripe customer was created and linked")
+        .to_owned();
+    assert_eq!(sessions[0]["customer"], stripe_customer.as_str());
+    let (_, doc) = biz
+        .app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    mio_tests::assert_documented(
+        &doc,
+        &Method::POST,
+        "/api/v1/customers/{id}/payment-method-requests",
+        201,
+        &request,
+    );
+
+    let session = sessions[0]["id"].as_str().expect("session id");
+    biz.stripe
+        .complete_checkout_session(session, "pm_card_saved", "mastercard", "4444", 8, 2031);
+    deliver_all(&biz).await;
+
+    let card = &customer(&biz, &grace).await["primary_payment_method"];
+    assert_eq!(card["id"], "pm_card_saved");
+    assert_eq!(card["last4"], "4444");
+    assert_eq!(
+        (card["exp_month"].clone(), card["exp_year"].clone()),
+        (json!(8), json!(2031))
+    );
+    let (_, listed) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{grace}/payment-method-requests"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(listed["data"][0]["status"], "completed", "{listed}");
+    mio_tests::assert_documented(
+        &doc,
+        &Method::GET,
+        "/api/v1/customers/{id}/payment-method-requests",
+        200,
+        &listed,
+    );
+    let activity = customer_activity(&biz, &grace);
+    assert_eq!(activity.len(), 1, "{activity:?}");
+    assert!(activity[0].1.starts_with("Card added"), "{}", activity[0].1);
+    assert!(payment_warnings(&biz, &grace).await.is_empty());
+
+    let booking = booking_of(&biz, &grace, 2).await;
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    let charges = biz.stripe.succeeded_charges();
+    let grace_charges: Vec<_> = charges
+        .iter()
+        .filter(|c| c.metadata.get("mio_booking_id") == Some(&booking))
+        .collect();
+    assert_eq!(grace_charges.len(), 1);
+    assert_eq!(
+        grace_charges[0].payment_method.as_deref(),
+        Some("pm_card_saved")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_makes_one_stripe_customer_and_one_session() {
+    let biz = setup().await;
+    let grace = new_customer(&biz).await;
+    let (first_status, first) = request_link(&biz, &grace, Some("link-1")).await;
+    let (again_status, again) = request_link(&biz, &grace, Some("link-1")).await;
+    assert_eq!((first_status, again_status), (201, 201));
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["url"], again["url"]);
+    assert_eq!(biz.stripe.requests_to("POST", "/v1/customers").len(), 1);
+    assert_eq!(biz.stripe.checkout_sessions().len(), 1);
+    // Every POST to Stripe carried a key derived from our ids.
+    for post in biz
+        .stripe
+        .requests_to("POST", "/v1/customers")
+        .into_iter()
+        .chain(biz.stripe.requests_to("POST", "/v1/checkout/sessions"))
+    {
+        let key = post.idempotency_key.expect("a key");
+        assert!(key.starts_with("mio-"), "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_miopay_a_request_is_a_conflict_and_nothing_is_stored() {
+    let biz = setup().await;
+    let grace = new_customer(&biz).await;
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/miopay",
+        json!({"enabled": false}),
+    )
+    .await;
+    let (status, problem) = request_link(&biz, &grace, None).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(biz.stripe.requests_to("POST", "/v1/customers").is_empty());
+    let count: i64 = biz
+        .db()
+        .query_row("SELECT count(*) FROM payment_method_requests", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_completion_events_in_either_order_change_the_card_once() {
+    let biz = setup().await;
+    let grace = new_customer(&biz).await;
+    request_link(&biz, &grace, None).await;
+    let session = biz.stripe.checkout_sessions()[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    biz.stripe
+        .complete_checkout_session(&session, "pm_card_saved", "visa", "1881", 1, 2030);
+    let completed = events_of(&biz, "checkout.session.completed");
+    let succeeded = events_of(&biz, "setup_intent.succeeded");
+    for id in [&completed[0], &succeeded[0], &completed[0], &succeeded[0]] {
+        assert_eq!(biz.stripe.deliver(id).await, 200);
+    }
+    assert_eq!(
+        customer(&biz, &grace).await["primary_payment_method"]["id"],
+        "pm_card_saved"
+    );
+    let activity = customer_activity(&biz, &grace);
+    assert_eq!(activity.len(), 1, "one change, one entry: {activity:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_card_fails_the_next_run_without_calling_stripe() {
+    let biz = setup().await;
+    biz.stripe.detach_payment_method(Some(STRIPE_ACCOUNT), CARD);
+    deliver_all(&biz).await;
+    assert_eq!(
+        customer(&biz, &biz.customer).await["primary_payment_method"],
+        Value::Null
+    );
+    let activity = customer_activity(&biz, &biz.customer);
+    assert!(
+        activity
+            .iter()
+            .any(|(_, summary, _)| summary.contains("removed")),
+        "{activity:?}"
+    );
+    let booking = biz.booking(2).await;
+    assert_eq!(biz.tick().await["failed"], 1);
+    let entries = biz.activity(&booking);
+    assert_eq!(entries[0].2["message"], "no primary card");
+    assert!(
+        biz.stripe
+            .requests_to("POST", "/v1/payment_intents")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_puts_the_amount_back_on_the_balance_once() {
+    let biz = setup().await;
+    let booking = biz.booking(2).await;
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    assert_eq!(biz.balance(&booking).await, 0);
+    let pi = biz.stripe.succeeded_charges()[0].id.clone();
+    biz.stripe.refund(&pi, Some(2_500));
+    deliver_all(&biz).await;
+    for id in events_of(&biz, "charge.refunded") {
+        assert_eq!(biz.stripe.deliver(&id).await, 200, "a repeat");
+    }
+    assert_eq!(biz.balance(&booking).await, 2_500);
+    let entries = biz.activity(&booking);
+    assert!(
+        entries
+            .iter()
+            .any(|(_, summary, _)| summary.contains("25.00 CAD")),
+        "{entries:?}"
+    );
+    biz.stripe.dispute(&pi, "fraudulent");
+    deliver_all(&biz).await;
+    assert!(
+        biz.activity(&booking)
+            .iter()
+            .any(|(_, summary, _)| summary.contains("disputed")),
+        "a dispute is in the activity"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_cannot_charge_fails_runs_until_stripe_enables_it_again() {
+    let biz = setup().await;
+    biz.stripe.set_charges_enabled(STRIPE_ACCOUNT, false);
+    deliver_all(&biz).await;
+    let (_, miopay) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/miopay",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(miopay["ready"], false, "{miopay}");
+    let booking = biz.booking(2).await;
+    assert_eq!(biz.tick().await["failed"], 1);
+    let message = biz.activity(&booking)[0].2["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(message.contains("cannot charge"), "{message}");
+    assert!(
+        biz.stripe
+            .requests_to("POST", "/v1/payment_intents")
+            .is_empty()
+    );
+
+    biz.stripe.set_charges_enabled(STRIPE_ACCOUNT, true);
+    deliver_all(&biz).await;
+    let next = biz.booking(3).await;
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    assert_eq!(biz.balance(&next).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_for_another_accounts_objects_change_nothing() {
+    let biz = setup().await;
+    // Another business whose connected account holds a card with the same id.
+    let (_, other_token) = biz.app.create_account("Other Cleaning").await;
+    let (status, _) = biz
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/settings/miopay",
+            Some(&other_token),
+            Some(json!({"enabled": true, "stripe_account_id": "acct_1OtherBiz"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    biz.stripe.add_payment_method(
+        Some("acct_1OtherBiz"),
+        "cus_OtherStripe",
+        CARD,
+        "visa",
+        "4242",
+        12,
+        2030,
+    );
+    let before = customer(&biz, &biz.customer).await;
+    biz.stripe
+        .detach_payment_method(Some("acct_1OtherBiz"), CARD);
+    biz.stripe.set_charges_enabled("acct_1OtherBiz", false);
+    deliver_all(&biz).await;
+
+    // A saved-card event naming our customer, but for the other connected account.
+    let grace = new_customer(&biz).await;
+    request_link(&biz, &grace, None).await;
+    let session = biz.stripe.checkout_sessions()[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    biz.stripe
+        .complete_checkout_session(&session, "pm_card_saved", "visa", "1881", 1, 2030);
+    let id = &events_of(&biz, "setup_intent.succeeded")[0];
+    let mut event: Value =
+        serde_json::from_str(&biz.stripe.event_payload(id).expect("payload")).expect("json");
+    event["id"] = json!("evt_foreign_setup");
+    event["account"] = json!("acct_1OtherBiz");
+    let payload = event.to_string();
+    let signature = mio_tests::fake_stripe::FakeStripe::signature_header(
+        biz.stripe.webhook_secret(),
+        crate::tick::now_millis() / 1000,
+        &payload,
+    );
+    let response = biz
+        .app
+        .client
+        .post(biz.app.url("/webhooks/stripe"))
+        .header("stripe-signature", signature)
+        .body(payload)
+        .send()
+        .await
+        .expect("delivery");
+    assert_eq!(response.status().as_u16(), 200);
+
+    assert_eq!(
+        customer(&biz, &biz.customer).await,
+        before,
+        "our card stays"
+    );
+    assert_eq!(
+        customer(&biz, &grace).await["primary_payment_method"],
+        Value::Null,
+        "another account's event saved no card"
+    );
+    let (_, miopay) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/miopay",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(miopay["ready"], true, "{miopay}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_state() {
+    let biz = setup().await;
+    biz.stripe
+        .update_card(Some(STRIPE_ACCOUNT), CARD, 9, 2034, Some("1111"), true);
+    deliver_all(&biz).await;
+    let card = &customer(&biz, &biz.customer).await["primary_payment_method"];
+    assert_eq!(
+        (
+            card["last4"].clone(),
+            card["exp_month"].clone(),
+            card["exp_year"].clone()
+        ),
+        (json!("1111"), json!(9), json!(2034))
+    );
+
+    let stripe_customer = customer(&biz, &biz.customer).await["stripe_customer_id"].clone();
+    let (status, _) = biz
+        .app
+        .client
+        .delete(format!(
+            "{}/v1/customers/{}",
+            biz.stripe.url(),
+            stripe_customer.as_str().expect("linked")
+        ))
+        .bearer_auth(biz.stripe.secret_key())
+        .header("stripe-account", STRIPE_ACCOUNT)
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .expect("delete");
+    assert_eq!(status, 200);
+    deliver_all(&biz).await;
+    let after = customer(&biz, &biz.customer).await;
+    assert_eq!(after["stripe_customer_id"], Value::Null);
+    assert_eq!(after["primary_payment_method"], Value::Null);
+
+    biz.stripe.deauthorize(STRIPE_ACCOUNT);
+    deliver_all(&biz).await;
+    let (_, miopay) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/miopay",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(miopay["ready"], false, "{miopay}");
+    assert!(
+        miopay["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("disconnected")),
+        "{miopay}"
+    );
+    // Connecting the account anew forgets the old connection's state.
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/miopay",
+        json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
+    )
+    .await;
+    let (_, miopay) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/miopay",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(miopay["ready"], true, "{miopay}");
+}
