@@ -278,6 +278,51 @@ async fn without_miopay_a_request_is_a_conflict_and_nothing_is_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_stripe_cannot_be_reached_the_request_is_502_and_nothing_is_stored() {
+    // An app whose Stripe base points at a closed port.
+    let app = mio_tests::TestApp::spawn().await;
+    let (_, token) = app.create_account("Offline Cleaning").await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/settings/miopay",
+            Some(&token),
+            Some(json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(json!({"name": "Grace Hopper"})),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let (status, problem) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/payment-method-requests"),
+            Some(&token),
+            Some(json!({"return_url": "https://sparkle.example/ok"})),
+        )
+        .await;
+    assert_eq!(status, 502, "{problem}");
+    assert_eq!(problem["type"], "/problems/upstream-unavailable");
+    let db = rusqlite::Connection::open(app.state_dir().join("sqlite_db.db")).expect("db");
+    let stored: (i64, Option<String>) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM payment_method_requests), \
+             (SELECT stripe_customer_id FROM customers WHERE id = ?1)",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("query");
+    assert_eq!(stored, (0, None), "nothing half-stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_completion_events_in_either_order_change_the_card_once() {
     let biz = setup().await;
     let grace = new_customer(&biz).await;
@@ -348,6 +393,21 @@ async fn a_refund_puts_the_amount_back_on_the_balance_once() {
             .any(|(_, summary, _)| summary.contains("25.00 CAD")),
         "{entries:?}"
     );
+    // A later run of the booking's payment charges only what is due again.
+    biz.sql(
+        "UPDATE automation_jobs SET status = 'retrying', next_attempt_at = 0 \
+         WHERE booking_id = ?1",
+        &[&booking],
+    );
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    let amounts: Vec<i64> = biz
+        .stripe
+        .succeeded_charges()
+        .iter()
+        .map(|c| c.amount)
+        .collect();
+    assert_eq!(amounts, [PRICE, 2_500]);
+    assert_eq!(biz.balance(&booking).await, 0);
     biz.stripe.dispute(&pi, "fraudulent");
     deliver_all(&biz).await;
     assert!(
@@ -418,10 +478,22 @@ async fn events_for_another_accounts_objects_change_nothing() {
         2030,
     );
     let before = customer(&biz, &biz.customer).await;
+    let snapshot_before = crate::webhook::snapshot_of(&biz, Some(&biz.account));
     biz.stripe
         .detach_payment_method(Some("acct_1OtherBiz"), CARD);
     biz.stripe.set_charges_enabled("acct_1OtherBiz", false);
     deliver_all(&biz).await;
+    let without_events = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("stripe_events"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        without_events(&crate::webhook::snapshot_of(&biz, Some(&biz.account))),
+        without_events(&snapshot_before),
+        "the other account's events changed none of our rows"
+    );
 
     // A saved-card event naming our customer, but for the other connected account.
     let grace = new_customer(&biz).await;

@@ -12,7 +12,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Every row of the tables a webhook may touch, as text: equal snapshots, nothing changed.
-fn snapshot(biz: &Biz) -> String {
+pub(crate) fn snapshot(biz: &Biz) -> String {
+    snapshot_of(biz, None)
+}
+
+/// [`snapshot`] of one account's rows only (`None`: every account's).
+pub(crate) fn snapshot_of(biz: &Biz, account: Option<&str>) -> String {
     let db = biz.db();
     let mut out = String::new();
     for table in [
@@ -23,13 +28,19 @@ fn snapshot(biz: &Biz) -> String {
         "activity",
         "stripe_events",
         "miopay_status",
+        "customers",
+        "payment_methods",
+        "payment_refunds",
+        "payment_method_requests",
     ] {
         let mut statement = db
-            .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+            .prepare(&format!(
+                "SELECT * FROM {table} WHERE ?1 IS NULL OR account_id = ?1 ORDER BY rowid"
+            ))
             .expect("query");
         let columns = statement.column_count();
         let rows = statement
-            .query_map([], |row| {
+            .query_map([account], |row| {
                 (0..columns)
                     .map(|i| {
                         row.get::<_, rusqlite::types::Value>(i)
