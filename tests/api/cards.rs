@@ -423,15 +423,7 @@ async fn an_account_that_cannot_charge_fails_runs_until_stripe_enables_it_again(
     let biz = setup().await;
     biz.stripe.set_charges_enabled(STRIPE_ACCOUNT, false);
     deliver_all(&biz).await;
-    let (_, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
+    let miopay = crate::webhook::miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     let booking = biz.booking(2).await;
     assert_eq!(biz.tick().await["failed"], 1);
@@ -536,15 +528,7 @@ async fn events_for_another_accounts_objects_change_nothing() {
         Value::Null,
         "another account's event saved no card"
     );
-    let (_, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
+    let miopay = crate::webhook::miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], true, "{miopay}");
 }
 
@@ -587,15 +571,7 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
 
     biz.stripe.deauthorize(STRIPE_ACCOUNT);
     deliver_all(&biz).await;
-    let (_, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
+    let miopay = crate::webhook::miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     assert!(
         miopay["reason"]
@@ -610,14 +586,6 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
         json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
     )
     .await;
-    let (_, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
+    let miopay = crate::webhook::miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], true, "{miopay}");
 }

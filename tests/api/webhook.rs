@@ -473,7 +473,7 @@ async fn a_refused_platform_key_leaves_jobs_retrying_not_failed() {
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
 }
 
-async fn miopay_settings(biz: &Biz) -> Value {
+pub(crate) async fn miopay_settings(biz: &Biz) -> Value {
     let (status, miopay) = biz
         .app
         .call(

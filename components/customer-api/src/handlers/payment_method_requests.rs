@@ -42,16 +42,7 @@ pub fn create(
     let customer = storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
     let settings = load_settings(db, account_id)?
         .ok_or_else(|| anyhow::anyhow!("the signed-in account has no row"))?;
-    let stripe_account = match (&settings.stripe_account_id, settings.miopay_enabled) {
-        (Some(acct), true) => acct.clone(),
-        _ => {
-            return Err(ApiError::Conflict(
-                "MioPay is off for this account: connect a Stripe account first \
-                 (PUT /api/v1/settings/miopay)."
-                    .into(),
-            ));
-        }
-    };
+    let stripe_account = super::payment_methods::connected_account(&settings)?;
     if body.send == Some(true) {
         return Err(ApiError::Conflict(
             "No notification channel can send the link yet: create the request without \

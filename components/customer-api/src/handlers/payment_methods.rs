@@ -44,16 +44,7 @@ pub async fn put(
     let customer = storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
     let settings = load_settings(db, account_id)?
         .ok_or_else(|| anyhow::anyhow!("the signed-in account has no row"))?;
-    let stripe_account = match (&settings.stripe_account_id, settings.miopay_enabled) {
-        (Some(acct), true) => acct.clone(),
-        _ => {
-            return Err(ApiError::Conflict(
-                "MioPay is off for this account: connect a Stripe account first \
-                 (PUT /api/v1/settings/miopay)."
-                    .into(),
-            ));
-        }
-    };
+    let stripe_account = connected_account(&settings)?;
     let Some(stripe_customer) = customer.stripe_customer_id else {
         return Err(ApiError::Conflict(
             "This customer has no Stripe customer id: set stripe_customer_id \
@@ -88,6 +79,20 @@ pub async fn put(
     }
     let customer = storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
     Ok(response::json(200, &customer, &[])?)
+}
+
+/// The business's connected Stripe account, or 409 while MioPay is off.
+pub fn connected_account(
+    settings: &mio_platform::settings::AccountSettings,
+) -> Result<String, ApiError> {
+    match (&settings.stripe_account_id, settings.miopay_enabled) {
+        (Some(acct), true) => Ok(acct.clone()),
+        _ => Err(ApiError::Conflict(
+            "MioPay is off for this account: connect a Stripe account first \
+             (PUT /api/v1/settings/miopay)."
+                .into(),
+        )),
+    }
 }
 
 fn invalid(message: &str) -> ApiError {
