@@ -589,3 +589,57 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
     let miopay = crate::webhook::miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], true, "{miopay}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_listed_newest_first_in_pages() {
+    let biz = setup().await;
+    let grace = new_customer(&biz).await;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (status, request) = request_link(&biz, &grace, None).await;
+        assert_eq!(status, 201, "{request}");
+        made.push(request["id"].as_str().expect("id").to_owned());
+    }
+    let path = format!("/api/v1/customers/{grace}/payment-method-requests");
+    let (status, first) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("{path}?limit=2"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), [made[2].clone(), made[1].clone()]);
+    let cursor = first["next_cursor"].as_str().expect("more");
+    let (_, second) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("{path}?limit=2&cursor={cursor}"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&second), [made[0].clone()]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, _) = biz
+        .app
+        .call(
+            Method::GET,
+            &format!("{path}?limit=0"),
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}

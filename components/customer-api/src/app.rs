@@ -104,7 +104,7 @@ async fn serve_account(
             handlers::payment_method_requests::create(db, account, &id, &body, key.as_deref(), now)
         }
         Route::ListPaymentMethodRequests(id) => {
-            handlers::payment_method_requests::list(db, account, &id, now)
+            handlers::payment_method_requests::list(db, account, &id, &request.query, now)
         }
         Route::CustomerActivity(id) => {
             handlers::activity::of_customer(db, account, &id, &request.query)

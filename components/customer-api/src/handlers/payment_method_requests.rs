@@ -16,7 +16,7 @@ use mio_shared::attempt::Reply;
 use mio_shared::card_request::{
     self, CHECKOUT_SESSIONS_PATH, CUSTOMERS_PATH, RequestBody, Session, status,
 };
-use mio_shared::{Account, CustomerId, Timestamp, json};
+use mio_shared::{Account, CustomerId, ListQuery, Page, Timestamp, json};
 use serde_json::json as value;
 use spin_sdk::http::Response;
 
@@ -24,8 +24,6 @@ const NOT_FOUND: ApiError = ApiError::NotFound("No customer with this id in your
 const STRIPE_DOWN: &str = "Stripe is unreachable; no payment-method request was made.";
 const SUCCESS_URL_VARIABLE: &str = "payment_method_success_url";
 const CANCEL_URL_VARIABLE: &str = "payment_method_cancel_url";
-/// Requests listed at most.
-const LIST_LIMIT: u32 = 200;
 
 /// Creates a request (or answers the one a retried call with the same `Idempotency-Key` made).
 pub fn create(
@@ -101,22 +99,24 @@ pub fn create(
     answer(201, &stored, now)
 }
 
-/// The customer's requests, newest first, with their status now.
+/// The customer's requests, newest first (`limit`, `cursor`), with their status now.
 pub fn list(
     db: &impl Sql,
     account: &Account,
     id: &CustomerId,
+    query: &str,
     now: Timestamp,
 ) -> Result<Response, ApiError> {
+    let query = ListQuery::parse(query).map_err(ApiError::Validation)?;
     let account_id = account.id.as_str();
     storage::customers::find(db, account_id, id)?.ok_or(NOT_FOUND)?;
-    let data: Vec<serde_json::Value> = requests::list(db, account_id, id.as_str(), LIST_LIMIT)?
-        .iter()
-        .map(|request| view(request, now))
+    let rows = requests::list(db, account_id, id.as_str(), &query)?
+        .into_iter()
+        .map(|(seq, request)| (seq, view(&request, now)))
         .collect();
     Ok(response::json(
         200,
-        &value!({"data": data, "next_cursor": null}),
+        &Page::from_rows(rows, query.limit),
         &[],
     )?)
 }

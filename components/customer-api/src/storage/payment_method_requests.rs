@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use mio_platform::db::{Record, Sql, instant, text};
-use mio_shared::Timestamp;
 use mio_shared::card_request::CreatedSession;
+use mio_shared::{Cursor, ListQuery, Timestamp};
 use spin_sdk::sqlite::Value;
 
 /// A stored request.
@@ -29,10 +29,10 @@ const INSERT_REQUEST: &str = "INSERT INTO payment_method_requests (id, account_i
 const SELECT_REQUEST: &str = "SELECT id, url, status, expires_at, created_at \
      FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 AND id = ?3";
 
-// Newest first; ?3 = how many.
-const LIST_REQUESTS: &str = "SELECT id, url, status, expires_at, created_at \
+// Newest first, before ?3 (a cursor's seq) when given; ?4 = how many.
+const LIST_REQUESTS: &str = "SELECT seq, id, url, status, expires_at, created_at \
      FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 \
-     ORDER BY seq DESC LIMIT ?3";
+     AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4";
 
 // Only a customer without a Stripe customer gets one: a concurrent link wins.
 const LINK_STRIPE_CUSTOMER: &str = "UPDATE customers SET stripe_customer_id = ?3, updated_at = ?4 \
@@ -67,24 +67,28 @@ pub fn find(
         .transpose()
 }
 
-/// The customer's newest `limit` requests.
+/// One page of the customer's requests, newest first, with their sequence numbers.
 pub fn list(
     db: &impl Sql,
     account_id: &str,
     customer_id: &str,
-    limit: u32,
-) -> anyhow::Result<Vec<StoredRequest>> {
+    query: &ListQuery,
+) -> anyhow::Result<Vec<(i64, StoredRequest)>> {
+    let before = query.cursor.map(Cursor::after_seq);
     let result = db
         .execute(
             LIST_REQUESTS,
             &[
                 text(account_id),
                 text(customer_id),
-                Value::Integer(i64::from(limit)),
+                before.map_or(Value::Null, Value::Integer),
+                Value::Integer(query.limit.fetch()),
             ],
         )
         .context("listing payment-method requests")?;
-    Record::all(&result).map(|row| from_row(&row)).collect()
+    Record::all(&result)
+        .map(|row| Ok((row.integer("seq")?, from_row(&row)?)))
+        .collect()
 }
 
 /// Stores a request whose session Stripe created (once per id).
