@@ -300,3 +300,22 @@ async fn customer_responses_match_their_documented_schemas() {
     assert_eq!(status, 404);
     assert_documented(&doc, &Method::GET, "/api/v1/customers/{id}", status, &body);
 }
+
+#[test]
+fn the_manifest_keeps_to_what_spin_3_0_accepts() {
+    // Spin 3.0's variable entries take `default`, `required` and `secret`; `description` only
+    // arrived in 3.4, and an older Spin refuses the whole manifest over it.
+    let text = std::fs::read_to_string(workspace_root().join("spin.toml")).expect("spin.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("spin.toml is TOML");
+    let variables = manifest["variables"].as_table().expect("[variables]");
+    assert!(!variables.is_empty());
+    for (name, entry) in variables {
+        let entry = entry.as_table().expect("an inline table");
+        for key in entry.keys() {
+            assert!(
+                ["default", "required", "secret"].contains(&key.as_str()),
+                "variable {name} has `{key}`, which Spin 3.0 does not accept"
+            );
+        }
+    }
+}

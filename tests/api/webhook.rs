@@ -413,6 +413,12 @@ async fn stripe_refuses_a_charge_that_could_redirect_but_accepts_ours() {
     let ours = &biz.stripe.requests_to("POST", "/v1/payment_intents")[0];
     assert_eq!(ours.status, Some(200));
     assert_eq!(ours.form["payment_method_types"], json!(["card"]));
+    assert_eq!(
+        ours.header("content-length"),
+        Some(ours.raw_body.len().to_string().as_str()),
+        "sent with its length, not chunked"
+    );
+    assert_eq!(ours.header("transfer-encoding"), None);
     assert_eq!(biz.job(&booking).0, "succeeded");
 
     // The same charge without `payment_method_types`, on the same API version.

@@ -119,6 +119,11 @@ impl Stripe {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec())),
         );
+        // A known body goes with its length rather than chunked, as Stripe's own libraries
+        // send it (some gateways refuse chunked request bodies).
+        if let Some(body) = body {
+            entries.push(("content-length".into(), body.len().to_string().into_bytes()));
+        }
         let fields = Fields::from_list(&entries).map_err(|e| anyhow!("headers: {e:?}"))?;
         let request = OutgoingRequest::new(fields);
         let set = |ok: Result<(), ()>, what: &str| ok.map_err(|()| anyhow!("cannot set {what}"));
