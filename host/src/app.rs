@@ -3,6 +3,7 @@
 //! Each component is compiled once (optionally through an on-disk compilation cache) and linked
 //! into an `InstancePre`; every request then gets a fresh instance from it, as Spin does.
 
+use crate::calls::CallLog;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ pub struct HostConfig {
     pub variables: VariableSource,
     /// Folder for compiled components, so a restart does not recompile.
     pub compile_cache: Option<PathBuf>,
+    /// Log each invocation's host calls (`--log-host-calls`).
+    pub log_host_calls: bool,
 }
 
 impl HostConfig {
@@ -103,6 +106,7 @@ impl HostConfig {
             limits: Limits::default(),
             variables: VariableSource::process(),
             compile_cache: None,
+            log_host_calls: false,
         }
     }
 }
@@ -125,6 +129,7 @@ pub struct App {
     pub(crate) stores: Arc<Stores>,
     pub(crate) limits: Limits,
     pub(crate) schedules: Vec<CronSchedule>,
+    pub(crate) calls: Arc<CallLog>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -135,6 +140,11 @@ impl Drop for App {
 }
 
 impl App {
+    /// Host calls per component since the app was loaded: invocations and their calls.
+    pub fn host_calls(&self) -> std::collections::BTreeMap<String, crate::calls::CallTotals> {
+        self.calls.totals()
+    }
+
     /// Loads, validates and compiles the application described by `config`.
     pub fn load(config: &HostConfig) -> anyhow::Result<App> {
         let manifest = Manifest::load(&config.manifest)?;
@@ -261,6 +271,7 @@ impl App {
             stores,
             limits: config.limits,
             schedules,
+            calls: Arc::new(CallLog::new(config.log_host_calls)),
             ticker_stop,
         })
     }

@@ -82,6 +82,8 @@ impl App {
                 .await
         })
         .await;
+        self.calls
+            .record(&loaded.runtime.id, "cron", guest.store.data().host_calls());
         forward_guest_output(&loaded.runtime.id, &guest.stdout, &guest.stderr);
         match result {
             Err(_) => anyhow::bail!("cron run exceeded the {timeout:?} time limit"),

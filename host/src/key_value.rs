@@ -53,6 +53,7 @@ impl RequestState {
         store: &Resource<StoreHandle>,
         f: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<T>,
     ) -> wasmtime::Result<Result<T, wit::Error>> {
+        self.calls.key_value += 1;
         let label = self.table.get(store)?.label.clone();
         let pooled = match self.app.key_value.get() {
             Ok(p) => p,
@@ -69,6 +70,7 @@ impl wit::HostStore for RequestState {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<StoreHandle>, wit::Error>> {
+        self.calls.key_value += 1;
         if !self.component.key_value_stores.contains(&label) {
             return Ok(Err(wit::Error::AccessDenied));
         }

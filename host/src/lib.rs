@@ -10,6 +10,7 @@
 pub mod app;
 pub mod bindings;
 pub mod builder;
+pub mod calls;
 pub mod cron;
 pub mod key_value;
 pub mod manifest;
@@ -24,5 +25,6 @@ pub mod template;
 pub mod variables;
 
 pub use app::{App, HostConfig, Limits, VariableSource};
+pub use calls::{CallTotals, HostCalls};
 pub use cron::CronScheduler;
 pub use server::Server;

@@ -24,7 +24,10 @@ usage:
   mio-host build [--manifest spin.toml]
   mio-host up [--build] [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir .spin]
               [--sqlite SQL|@file.sql]... [--max-memory-mb 256] [--request-timeout-secs 30]
-              [--compile-cache DIR]
+              [--compile-cache DIR] [--log-host-calls]
+
+--log-host-calls logs, for every request, the calls the component made into the host
+(SQLite statements, key-value operations, variable reads, outbound HTTP requests).
 
 Variables come from SPIN_VARIABLE_<NAME> environment variables or their spin.toml defaults.";
 
@@ -86,6 +89,7 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
             "--compile-cache" if command == "up" => {
                 config.compile_cache = Some(PathBuf::from(args.value(&flag)?));
             }
+            "--log-host-calls" if command == "up" => config.log_host_calls = true,
             "-h" | "--help" => {
                 say!("{USAGE}");
                 return Ok(());

@@ -28,6 +28,8 @@ pub struct OutboundHooks {
     pub component: Arc<str>,
     /// The calling component's allow-list, templates already expanded.
     pub allowed: Arc<AllowedHosts>,
+    /// Outbound requests made so far (allowed or not).
+    pub sent: u64,
 }
 
 impl OutboundHooks {
@@ -44,6 +46,7 @@ impl WasiHttpHooks for OutboundHooks {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
         drop(fut);
+        self.sent += 1;
         if !self.permits(request.uri()) {
             eprintln!(
                 "[{}] outbound request to {} denied: not in allowed_outbound_hosts",

@@ -232,6 +232,7 @@ async fn start(
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
     let pre = proxy.clone();
     let id = Arc::clone(&component.runtime.id);
+    let calls = Arc::clone(&app.calls);
     let task = tokio::spawn(async move {
         let result = tokio::time::timeout(timeout, async {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -241,6 +242,7 @@ async fn start(
                 .await
         })
         .await;
+        calls.record(&id, &what, store.data().host_calls());
         drop(store);
         forward_guest_output(&id, &stdout, &stderr);
         let failure = match result {

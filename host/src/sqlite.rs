@@ -87,6 +87,7 @@ impl wit::HostConnection for RequestState {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<ConnectionHandle>, wit::Error>> {
+        self.calls.sqlite += 1;
         if !self.component.sqlite_databases.contains(&database) {
             return Ok(Err(wit::Error::AccessDenied));
         }
@@ -106,6 +107,7 @@ impl wit::HostConnection for RequestState {
         statement: String,
         parameters: Vec<wit::Value>,
     ) -> wasmtime::Result<Result<wit::QueryResult, wit::Error>> {
+        self.calls.sqlite += 1;
         let handle = self.table.get(&connection)?;
         Ok(execute(handle.pooled.conn(), &statement, &parameters)
             .map_err(|e| wit::Error::Io(e.to_string())))

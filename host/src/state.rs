@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::calls::HostCalls;
 use crate::outbound::AllowedHosts;
 use crate::outbound_http::OutboundHooks;
 use crate::pool::Pool;
@@ -45,6 +46,8 @@ pub struct RequestState {
     pub(crate) limits: StoreLimits,
     pub(crate) component: Arc<ComponentRuntime>,
     pub(crate) app: Arc<Stores>,
+    /// Host calls so far (outbound HTTP is counted by `hooks`).
+    pub(crate) calls: HostCalls,
 }
 
 impl RequestState {
@@ -62,10 +65,20 @@ impl RequestState {
             hooks: OutboundHooks {
                 component: Arc::clone(&component.id),
                 allowed: Arc::clone(&component.allowed),
+                sent: 0,
             },
             limits,
             component,
             app,
+            calls: HostCalls::default(),
+        }
+    }
+
+    /// Every host call of this request so far.
+    pub fn host_calls(&self) -> HostCalls {
+        HostCalls {
+            outbound_http: self.hooks.sent,
+            ..self.calls
         }
     }
 }

@@ -76,6 +76,7 @@ impl AppVariables {
 
 impl wit::Host for RequestState {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit::Error>> {
+        self.calls.variables += 1;
         if !template::is_valid_variable_name(&name) {
             return Ok(Err(wit::Error::InvalidName(format!(
                 "{name:?} is not a valid variable name"

@@ -116,7 +116,5 @@ async fn serve_account(
 /// Opens (and if needed migrates) the database and identifies the calling account.
 fn signed_in(request: &Incoming, now: Timestamp) -> Result<(SpinDb, Caller), ApiError> {
     let token = auth::presented_token(request)?;
-    let db = db::open(now)?;
-    let caller = auth::authenticate(&db, &token)?;
-    Ok((db, caller))
+    auth::signed_in(&token, now)
 }

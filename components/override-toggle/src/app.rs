@@ -6,7 +6,7 @@
 
 use crate::handlers;
 use crate::router::{self, Route, RouteError};
-use mio_platform::{ApiError, Caller, Incoming, SpinDb, auth, db, system};
+use mio_platform::{ApiError, Caller, Incoming, SpinDb, auth, system};
 use mio_shared::Timestamp;
 use spin_sdk::http::{IncomingRequest, Response};
 
@@ -45,7 +45,6 @@ async fn serve(request: Incoming) -> Result<Response, ApiError> {
 fn signed_in(request: &Incoming) -> Result<(SpinDb, Caller, Timestamp), ApiError> {
     let token = auth::presented_token(request)?;
     let now = system::now()?;
-    let db = db::open(now)?;
-    let caller = auth::authenticate(&db, &token)?;
+    let (db, caller) = auth::signed_in(&token, now)?;
     Ok((db, caller, now))
 }

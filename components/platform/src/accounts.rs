@@ -48,6 +48,28 @@ pub fn find_by_token(db: &impl Sql, token_hash: &TokenHash) -> anyhow::Result<Op
         .transpose()
 }
 
+// One row always: the schema version, and the account's columns (NULL when no account has
+// the token). Fails while `schema_migrations` does not exist yet.
+const SELECT_ACCOUNT_WITH_SCHEMA: &str = "SELECT {schema}, a.id, a.name, a.timezone \
+     FROM (SELECT 1) AS one LEFT JOIN accounts a ON a.token_hash = ?1";
+
+/// [`find_by_token`] and whether the schema is current, in one statement; an error when the
+/// schema cannot be read (a new database).
+pub fn find_by_token_with_schema(
+    db: &impl Sql,
+    token_hash: &TokenHash,
+) -> anyhow::Result<(Option<Account>, bool)> {
+    let sql =
+        SELECT_ACCOUNT_WITH_SCHEMA.replace("{schema}", crate::migrations::SCHEMA_VERSION_COLUMN);
+    let result = db.execute(&sql, &[text(token_hash.as_str())])?;
+    let current = crate::migrations::current(Some(&result));
+    let account = match Record::all(&result).next() {
+        Some(row) if row.optional_text("id")?.is_some() => Some(account_from(&row)?),
+        _ => None,
+    };
+    Ok((account, current))
+}
+
 fn account_from(row: &Record<'_>) -> anyhow::Result<Account> {
     Ok(Account {
         id: AccountId::parse(&row.text("id")?)?,

@@ -1,12 +1,13 @@
 //! Who is calling: the admin (bootstrap token) or an account (API token, looked up by hash).
 
 use crate::accounts;
-use crate::db::Sql;
+use crate::db::{self, SpinDb, Sql};
 use crate::error::ApiError;
+use crate::migrations;
 use crate::request::Incoming;
 use crate::system;
 use mio_shared::token::{bearer_credential, secret_matches};
-use mio_shared::{Account, ApiToken, TokenHash};
+use mio_shared::{Account, ApiToken, Timestamp, TokenHash};
 
 /// An authenticated account request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,30 @@ pub fn require_secret(request: &Incoming, configured: Option<String>) -> Result<
 pub fn presented_token(request: &Incoming) -> Result<ApiToken, ApiError> {
     let presented = credential(request)?;
     ApiToken::parse(presented).ok_or(ApiError::Unauthorized { presented: true })
+}
+
+/// Opens the database and identifies the account that owns `token`: one statement reads the
+/// account and the schema version together; only an out-of-date schema costs more (migrate,
+/// then read the account again).
+pub fn signed_in(token: &ApiToken, now: Timestamp) -> Result<(SpinDb, Caller), ApiError> {
+    let db = db::connect()?;
+    let hash = token.hash();
+    let first = accounts::find_by_token_with_schema(&db, &hash);
+    let account = match first {
+        Ok((account, true)) => account,
+        _ => {
+            migrations::migrate(&db, now)?;
+            accounts::find_by_token(&db, &hash)?
+        }
+    };
+    let account = account.ok_or(ApiError::Unauthorized { presented: true })?;
+    Ok((
+        db,
+        Caller {
+            account,
+            token_label: token_label(&hash),
+        },
+    ))
 }
 
 /// The account that owns `token`, with the token's label.

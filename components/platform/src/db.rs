@@ -28,15 +28,21 @@ impl Sql for SpinDb {
     }
 }
 
-/// Opens the default database and brings its schema up to date.
+/// Opens the default database and brings its schema up to date (one statement when it is).
 pub fn open(now: Timestamp) -> anyhow::Result<SpinDb> {
-    let db = SpinDb(
+    let db = connect()?;
+    migrations::ensure(&db, now).context("migrating the schema")?;
+    Ok(db)
+}
+
+/// Opens the default database without checking the schema: the caller checks it in its own
+/// first statement ([`migrations::SCHEMA_VERSION_COLUMN`]).
+pub fn connect() -> anyhow::Result<SpinDb> {
+    Ok(SpinDb(
         Connection::open_default()
             .map_err(|e| anyhow!("sqlite: {e:?}"))
             .context("opening the default database")?,
-    );
-    migrations::migrate(&db, now).context("migrating the schema")?;
-    Ok(db)
+    ))
 }
 
 /// One row of a result, with its values looked up by column name.

@@ -409,6 +409,43 @@ pub const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Applies every migration not yet recorded.
+/// The newest schema version.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The statement that reads the schema version in a request's first statement (with `?1` free
+/// for the caller's own parameter): every request checks the schema in the same round trip as
+/// its first real read, instead of two statements of its own.
+pub const SCHEMA_VERSION_COLUMN: &str =
+    "(SELECT MAX(version) FROM schema_migrations) AS schema_version";
+
+const SELECT_SCHEMA_VERSION: &str = "SELECT MAX(version) AS schema_version FROM schema_migrations";
+
+/// Brings the schema up to date in one statement when it already is (the common case), and
+/// through [`migrate`] otherwise.
+pub fn ensure(db: &impl Sql, now: Timestamp) -> anyhow::Result<()> {
+    if current(db.execute(SELECT_SCHEMA_VERSION, &[]).ok().as_ref()) {
+        return Ok(());
+    }
+    migrate(db, now)
+}
+
+/// Whether a result holding a `schema_version` column shows the newest schema (a missing
+/// table, a failed query or an older version does not).
+pub fn current(result: Option<&spin_sdk::sqlite::QueryResult>) -> bool {
+    result
+        .and_then(|r| {
+            Record::all(r)
+                .next()
+                .map(|row| row.optional_integer("schema_version"))
+        })
+        .and_then(Result::ok)
+        .flatten()
+        .is_some_and(|version| version >= latest())
+}
+
+/// Applies every migration not yet recorded.
 pub fn migrate(db: &impl Sql, now: Timestamp) -> anyhow::Result<()> {
     db.execute(CREATE_SCHEMA_MIGRATIONS, &[])
         .context("creating schema_migrations")?;

@@ -112,7 +112,7 @@ fn owner() -> anyhow::Result<String> {
 fn run(owner: &str) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let db = db::open(system::now()?)?;
-    let stripe = Stripe::from_variables()?;
+    let mut stripe = LazyStripe(None);
     let mut summary = Summary::default();
     'claims: while started.elapsed() < BUDGET {
         let now = system::now()?;
@@ -127,7 +127,7 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
                 break 'claims;
             }
             summary.claimed += 1;
-            match run_job(&db, &stripe, owner, job) {
+            match run_job(&db, &mut stripe, owner, job) {
                 Ok(status) => summary.count(status),
                 Err(error) => {
                     // Left leased: it is claimed again once the lease expires, a bounded
@@ -149,6 +149,19 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
         }
     }
     Ok(summary)
+}
+
+/// The Stripe client, made from the variables the first time a run needs it: a tick with
+/// nothing to charge reads no Stripe variable.
+struct LazyStripe(Option<Stripe>);
+
+impl LazyStripe {
+    fn get(&mut self) -> anyhow::Result<&Stripe> {
+        match &mut self.0 {
+            Some(stripe) => Ok(stripe),
+            empty => Ok(empty.insert(Stripe::from_variables()?)),
+        }
+    }
 }
 
 /// Everything one run of one job decided from.
@@ -211,7 +224,7 @@ fn record_run_error(db: &SpinDb, owner: &str, job: &ClaimedJob) -> anyhow::Resul
 /// One run of one job: the core decides, this carries it out.
 fn run_job(
     db: &SpinDb,
-    stripe: &Stripe,
+    stripe: &mut LazyStripe,
     owner: &str,
     job: &ClaimedJob,
 ) -> anyhow::Result<JobStatus> {
@@ -237,13 +250,13 @@ fn run_job(
         let mut next = None;
         for effect in &effects {
             match effect {
-                Effect::Send(request) => next = Some(Event::Answer(stripe.send(request))),
+                Effect::Send(request) => next = Some(Event::Answer(stripe.get()?.send(request))),
                 Effect::Lookup {
                     stripe_account,
                     path_with_query,
                 } => {
                     next = Some(Event::LookupAnswer(
-                        stripe.get(path_with_query, stripe_account),
+                        stripe.get()?.get(path_with_query, stripe_account),
                     ));
                 }
                 other => payments::perform(db, &job, job.attempt, other, Actor::Tick(owner), now)?,
