@@ -1,10 +1,13 @@
 //! The shared shell of the Mio Spin components: what every component needs around the core.
 //!
 //! Spin SQLite access ([`db`]) and the schema ([`migrations`], every version, applied on
-//! open), bearer-token authentication ([`auth`]), reading bounded request bodies
-//! ([`request`]), problem+json errors ([`error`], [`response`]), the clock, randomness and
-//! variables ([`system`]), and the storage both the customer API and the override toggle use:
-//! account settings, customer overrides, and job planning writes ([`jobs`]).
+//! open, checked in the request's first statement), bearer-token authentication ([`auth`]),
+//! reading bounded request bodies ([`request`]), problem+json errors ([`error`],
+//! [`response`]), the clock, randomness and variables ([`system`]), talking to Stripe with a
+//! deadline ([`stripe_http`]), and the storage several components share: account settings,
+//! customer overrides, job planning writes ([`jobs`]), payment attempts as the core's state
+//! machine needs them ([`payments`], the tick and the webhook), and cards, refunds and MioPay
+//! readiness ([`cards`], the customer API and the webhook).
 //!
 //! It makes no business decisions: which jobs a booking needs, when they are due and whether an
 //! automation is on are the core's (`mio_shared`); this crate loads the core's inputs and
