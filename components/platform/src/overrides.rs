@@ -46,7 +46,7 @@ pub fn load_overrides(
 impl Overrides {
     /// Adds the override in `row` (columns `automation`, `state`, `timing_json`,
     /// `updated_at`, `updated_by`).
-    pub(crate) fn add(&mut self, row: &Record<'_>) -> anyhow::Result<()> {
+    pub fn add(&mut self, row: &Record<'_>) -> anyhow::Result<()> {
         let automation = row.text("automation")?;
         let automation = Automation::parse(&automation)
             .ok_or_else(|| anyhow!("stored override for unknown automation {automation:?}"))?;

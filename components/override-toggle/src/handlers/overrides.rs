@@ -23,13 +23,12 @@ const MAX_ATTEMPTS: usize = 3;
 /// `GET /api/v1/customers/{id}/automations`.
 pub fn view(db: &impl Sql, caller: &Caller, id: &CustomerId) -> Result<Response, ApiError> {
     let account_id = caller.account.id.as_str();
-    if !storage::customer_exists(db, account_id, id.as_str())? {
-        return Err(NOT_FOUND);
-    }
+    let storage::Snapshot {
+        overrides,
+        next_runs,
+        card,
+    } = storage::snapshot(db, account_id, id.as_str())?.ok_or(NOT_FOUND)?;
     let settings = settings(db, account_id)?;
-    let overrides = load_overrides(db, account_id, id.as_str())?;
-    let next_runs = jobs::next_runs(db, account_id, id.as_str())?;
-    let card = primary_card_expiry(db, account_id, id.as_str())?;
     let means = means(id, card, &settings);
     let automations = Automation::ALL
         .into_iter()
