@@ -28,7 +28,10 @@
 //!    [`GIVE_UP_AFTER_MINUTES`], the job is Failed with "outcome unknown: check Stripe before
 //!    charging again", and nothing is charged automatically.
 //! 5. **Turned away before execution** (`429`, `401`, `403`): nothing ran, so the same stored
-//!    request may be sent again later, and `maybe_executed` is unchanged. A `401`/`403` is the
+//!    request may be sent again later, and `maybe_executed` is unchanged. A send is marked in
+//!    flight before it leaves ([`Effect::StartAttempt`], [`Effect::Sending`]) and cleared by its
+//!    answer, so a run that dies mid-request leaves the attempt "may have executed": only proof
+//!    settles it, never a resend that assumes nothing ran. A `401`/`403` is the
 //!    platform's credential problem, never the customer's: the job retries and the activity says
 //!    why; a `403` also marks the connected account's MioPay "not ready" until a request
 //!    succeeds again.
@@ -114,8 +117,9 @@ pub enum Ledger {
         started_at: Timestamp,
         /// Sends and lookups so far that ended without a known outcome.
         tries: u32,
-        /// Whether any send may have reached Stripe's execution (an unknown answer). While
-        /// false, every answer so far proved that nothing ran.
+        /// Whether any send may have reached Stripe's execution: an unknown answer, or a send
+        /// whose answer was never stored (the run died). While false, every send so far was
+        /// answered and every answer proved that nothing ran.
         maybe_executed: bool,
     },
     /// Settled: the ledger has its outcome.
@@ -224,8 +228,11 @@ pub enum Event<'a> {
 /// What the shell must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Store the new attempt with its request, before sending it.
+    /// Store the new attempt with its request, marked in flight, before sending it.
     StartAttempt(SentRequest),
+    /// Mark the stored attempt in flight before a resend: until its answer is noted, a reload
+    /// reads the attempt as maybe executed.
+    Sending,
     /// Send this request to Stripe and feed the answer back as [`Event::Answer`].
     Send(SentRequest),
     /// Search for the attempt's PaymentIntent on this connected account (`GET path`), and feed
@@ -238,7 +245,8 @@ pub enum Effect {
     },
     /// Record the attempt's outcome: never over a success; a success over anything else.
     Record(LedgerOutcome),
-    /// Count one more try without a known outcome (and remember if it may have executed).
+    /// Count one more try without a known outcome (and remember if it may have executed); the
+    /// send it answers is no longer in flight.
     NoteTry {
         /// Whether this try may have reached execution.
         maybe_executed: bool,
@@ -417,7 +425,7 @@ impl<'a> Machine<'a> {
                     // Every earlier send was turned away before execution: nothing was
                     // charged, so sending the same request again is safe at any age.
                     return if self.wanted() {
-                        vec![Effect::Send(request)]
+                        vec![Effect::Sending, Effect::Send(request)]
                     } else {
                         let mut effects = vec![Effect::Record(not_sent())];
                         self.attempt.ledger = Ledger::Settled {
@@ -433,7 +441,7 @@ impl<'a> Machine<'a> {
                 // Odd tries resend (the first retry is a resend: a lost answer comes back at
                 // once as a replay), even ones look up.
                 if self.wanted() && tries % 2 == 1 && age <= RESEND_WITHIN_MINUTES * 60_000 {
-                    vec![Effect::Send(request)]
+                    vec![Effect::Sending, Effect::Send(request)]
                 } else {
                     vec![Effect::Lookup {
                         stripe_account: request.stripe_account.clone(),

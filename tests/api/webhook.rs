@@ -545,3 +545,51 @@ async fn an_answer_that_never_ends_is_cut_off_while_the_job_is_still_leased() {
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
     assert_eq!(biz.balance(&booking).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_dies_mid_request_is_never_resent_as_if_nothing_ran() {
+    // A host that stops a request after 3 s, and a Stripe that charges but never answers: the
+    // tick dies with its request in flight, before it could store anything about the answer.
+    let mut options = Options::default();
+    options.limits.request_timeout = Duration::from_secs(3);
+    let biz = setup_with(options).await;
+    let booking = biz.booking(2).await;
+    biz.stripe.push_outcome(Outcome::ChargeThenHang);
+    let (status, answer) = biz
+        .app
+        .call(
+            Method::POST,
+            "/api/v1/internal/tick",
+            Some(mio_tests::TICK_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 500, "the host stopped the run: {answer}");
+    assert_eq!(biz.stripe.succeeded_charges().len(), 1, "Stripe charged");
+    assert_eq!(biz.job(&booking).0, "running", "left leased");
+
+    // A day later Stripe has pruned the key, and the lease long expired: a resend would
+    // execute anew. The attempt must be settled by proof instead.
+    biz.stripe.expire_idempotency_keys();
+    let a_day_ago = crate::tick::now_millis() - 25 * 3600 * 1000;
+    biz.sql(
+        "UPDATE payment_attempts SET started_at = ?1 WHERE booking_id = ?2",
+        &[&a_day_ago.to_string(), &booking],
+    );
+    biz.sql(
+        "UPDATE automation_jobs SET lease_until = 0 WHERE booking_id = ?1",
+        &[&booking],
+    );
+    assert_eq!(biz.tick().await["succeeded"], 1);
+    assert_eq!(
+        biz.stripe.succeeded_charges().len(),
+        1,
+        "never charged twice"
+    );
+    assert_eq!(
+        biz.stripe.requests_to("POST", "/v1/payment_intents").len(),
+        1,
+        "nothing was sent again"
+    );
+    assert_eq!(biz.balance(&booking).await, 0);
+}

@@ -276,7 +276,9 @@ const CREATE_OVERRIDE_UPDATE_HISTORY: &str = "CREATE TRIGGER IF NOT EXISTS \
 // Version 5: exactly-once charging with Stripe's webhooks (issue #7).
 // The exact request each attempt sent: every resend is this copy, byte for byte, and lookups use
 // its Stripe account. `tries` counts sends and lookups that ended without a known outcome;
-// `maybe_executed` is set once any of them may have reached Stripe's execution. A row is written
+// `maybe_executed` is set once any of them may have reached Stripe's execution; `in_flight` is
+// set while a send has left without its answer stored (a run that died mid-request), and reads
+// as "may have executed" too. A row is written
 // before the attempt's `payment_attempts` row, and may be rewritten only while that row does not
 // exist (the request was not sent yet).
 const CREATE_PAYMENT_REQUESTS: &str = "CREATE TABLE IF NOT EXISTS payment_requests (
@@ -288,6 +290,7 @@ const CREATE_PAYMENT_REQUESTS: &str = "CREATE TABLE IF NOT EXISTS payment_reques
     form_body TEXT NOT NULL,
     tries INTEGER NOT NULL DEFAULT 0,
     maybe_executed INTEGER NOT NULL DEFAULT 0 CHECK (maybe_executed IN (0, 1)),
+    in_flight INTEGER NOT NULL DEFAULT 1 CHECK (in_flight IN (0, 1)),
     PRIMARY KEY (job_id, attempt)
 )";
 // Stripe events already applied, by `event.id`: the truth of webhook de-duplication (the

@@ -37,13 +37,14 @@ const SELECT_JOB: &str = "SELECT id, account_id, customer_id, booking_id, status
 
 const SELECT_ATTEMPT: &str = "SELECT a.amount_cents, a.currency, a.started_at, a.outcome, \
      a.payment_intent_id, a.decline_code, a.message, r.stripe_account, r.idempotency_key, \
-     r.form_body, COALESCE(r.tries, 0) AS tries, COALESCE(r.maybe_executed, 1) AS maybe_executed \
+     r.form_body, COALESCE(r.tries, 0) AS tries, \
+     COALESCE(MAX(r.maybe_executed, r.in_flight), 1) AS maybe_executed \
      FROM payment_attempts a LEFT JOIN payment_requests r \
          ON r.job_id = a.job_id AND r.attempt = a.attempt \
      WHERE a.job_id = ?1 AND a.attempt = ?2";
 
 // The request may be rewritten only while its attempt row does not exist: until then it was
-// never sent (the attempt row is written before the send).
+// never sent (the attempt row is written before the send). It starts in flight.
 const UPSERT_REQUEST: &str = "INSERT INTO payment_requests (job_id, attempt, account_id, \
      stripe_account, idempotency_key, form_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
      ON CONFLICT (job_id, attempt) DO UPDATE SET stripe_account = excluded.stripe_account, \
@@ -61,8 +62,14 @@ const RECORD_OUTCOME: &str = "UPDATE payment_attempts SET outcome = ?3, payment_
      WHERE job_id = ?1 AND attempt = ?2 \
      AND (outcome IS NULL OR (?3 = 'succeeded' AND outcome <> 'succeeded'))";
 
+// The answer of the send in flight arrived: it is no longer in flight.
 const NOTE_TRY: &str = "UPDATE payment_requests SET tries = tries + 1, \
-     maybe_executed = MAX(maybe_executed, ?3) WHERE job_id = ?1 AND attempt = ?2";
+     maybe_executed = MAX(maybe_executed, ?3), in_flight = 0 \
+     WHERE job_id = ?1 AND attempt = ?2";
+
+// Before a resend: a run that dies before noting its answer leaves it "may have executed".
+const MARK_IN_FLIGHT: &str =
+    "UPDATE payment_requests SET in_flight = 1 WHERE job_id = ?1 AND attempt = ?2";
 
 // Recomputed from the ledger rather than incremented, so running it twice counts nothing twice:
 // the succeeded attempts less what was refunded of them.
@@ -234,6 +241,10 @@ pub fn perform(
             .context("recording a payment attempt")?;
         }
         Effect::Record(outcome) => record(db, job, number, outcome, now)?,
+        Effect::Sending => {
+            db.execute(MARK_IN_FLIGHT, &[text(&job.id), attempt])
+                .context("marking a send in flight")?;
+        }
         Effect::NoteTry { maybe_executed } => {
             db.execute(
                 NOTE_TRY,

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 
 const JOB: &str = "job_1";
 const PRICE: i64 = 12_500;
+/// Stripe keeps idempotency keys for at least 24 hours; the model prunes them right then.
+const KEY_LIFETIME_MINUTES: i64 = 24 * 60;
 
 /// What the model Stripe does with the next request that reaches execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,9 @@ fn fate() -> impl Strategy<Value = Fate> {
 #[derive(Debug, Clone, Copy)]
 enum Action {
     Tick,
+    /// A tick whose host dies right after its first Stripe request left: Stripe executes it,
+    /// but nothing after the send is stored.
+    CrashAfterSend,
     Advance(i64),
     Deliver(usize),
 }
@@ -60,6 +65,7 @@ enum Action {
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         5 => Just(Action::Tick),
+        1 => Just(Action::CrashAfterSend),
         4 => (1i64..30).prop_map(Action::Advance),
         1 => (30i64..6000).prop_map(Action::Advance),
         2 => any::<usize>().prop_map(Action::Deliver),
@@ -76,7 +82,9 @@ struct ModelIntent {
 #[derive(Default)]
 struct Stripe {
     /// Saved answers by idempotency key: (status, body).
-    saved: HashMap<String, (u16, String)>,
+    /// Saved answers by idempotency key: (status, body, saved at). Stripe prunes keys after
+    /// 24 hours, and then the same key executes anew.
+    saved: HashMap<String, (u16, String, Timestamp)>,
     intents: Vec<ModelIntent>,
     /// Webhook events: the intent JSON at the time.
     events: Vec<String>,
@@ -130,7 +138,9 @@ impl Stripe {
     }
 
     fn send(&mut self, request: &SentRequest, now: Timestamp) -> Reply {
-        if let Some((status, body)) = self.saved.get(&request.idempotency_key) {
+        self.saved
+            .retain(|_, (_, _, at)| at.plus_minutes(KEY_LIFETIME_MINUTES) > now);
+        if let Some((status, body, _)) = self.saved.get(&request.idempotency_key) {
             return Reply::Answered {
                 status: *status,
                 body: body.clone(),
@@ -189,7 +199,8 @@ impl Stripe {
                 };
             }
         };
-        self.saved.insert(request.idempotency_key.clone(), saved);
+        self.saved
+            .insert(request.idempotency_key.clone(), (saved.0, saved.1, now));
         match reply {
             Some((status, body)) => Reply::Answered { status, body },
             None => Reply::NoAnswer {
@@ -226,6 +237,7 @@ struct Row {
     started_at: Timestamp,
     tries: u32,
     maybe_executed: bool,
+    in_flight: bool,
     outcome: Option<LedgerOutcome>,
 }
 
@@ -263,7 +275,7 @@ impl Shell {
                     currency: row.request.currency.clone(),
                     started_at: row.started_at,
                     tries: row.tries,
-                    maybe_executed: row.maybe_executed,
+                    maybe_executed: row.maybe_executed || row.in_flight,
                 },
                 Some(outcome) => settled_ledger(
                     row.request.amount_cents,
@@ -306,6 +318,7 @@ impl Shell {
                             started_at: self.now,
                             tries: 0,
                             maybe_executed: false,
+                            in_flight: true,
                             outcome: None,
                         },
                     );
@@ -332,6 +345,7 @@ impl Shell {
                     let row = self.rows.get_mut(&number).expect("a row");
                     row.tries += 1;
                     row.maybe_executed |= maybe_executed;
+                    row.in_flight = false;
                 }
                 Effect::RecomputePaid => {
                     self.paid = self
@@ -348,6 +362,9 @@ impl Shell {
                         .push((step.activity.dedupe_key, step.activity.status));
                 }
                 Effect::Activity(entry) => self.activity.push((entry.dedupe_key, entry.status)),
+                Effect::Sending => {
+                    self.rows.get_mut(&number).expect("a row").in_flight = true;
+                }
                 Effect::AccountReady { .. } | Effect::Ignore(_) => {}
             }
         }
@@ -356,9 +373,20 @@ impl Shell {
 
     /// A claim followed by one run, as the tick does it.
     fn tick(&mut self) {
+        self.run_tick(false);
+    }
+
+    /// A tick that dies right after its Stripe request left, before anything else is stored;
+    /// its lease then expires and the job is claimable again.
+    fn crash_after_send(&mut self) {
+        self.run_tick(true);
+    }
+
+    fn run_tick(&mut self, crash: bool) {
+        // `running` here is a crashed run whose lease expired: claimable, same attempt.
         let due = matches!(
             self.status,
-            JobStatus::Scheduled | JobStatus::Retrying | JobStatus::Unknown
+            JobStatus::Scheduled | JobStatus::Retrying | JobStatus::Unknown | JobStatus::Running
         ) && self.next_at <= self.now;
         if !due {
             return;
@@ -408,6 +436,12 @@ impl Shell {
             self.now,
         );
         let mut next = self.apply(number, effects);
+        if crash && matches!(next, Some(Event::Answer(_))) {
+            // The request reached Stripe; the answer and everything after it are lost. The job
+            // stays `running` under a lease that expires in two minutes.
+            self.next_at = self.now.plus_minutes(2);
+            return;
+        }
         while let Some(event) = next.take() {
             let effects = machine.handle(event, self.now);
             next = self.apply(number, effects);
@@ -476,6 +510,7 @@ proptest! {
         for action in actions {
             match action {
                 Action::Tick => shell.tick(),
+                Action::CrashAfterSend => shell.crash_after_send(),
                 Action::Advance(minutes) => shell.now = shell.now.plus_minutes(minutes),
                 Action::Deliver(index) => shell.deliver(index),
             }
@@ -578,7 +613,7 @@ fn an_unknown_attempt_is_resent_byte_for_byte_and_looked_up_in_turn() {
     let mut machine = Machine::new(open(now, 1, true));
     assert_eq!(
         tick_due(&mut machine, now.plus_minutes(5)),
-        vec![Effect::Send(sent())]
+        vec![Effect::Sending, Effect::Send(sent())]
     );
     let mut machine = Machine::new(open(now, 2, true));
     assert!(matches!(
