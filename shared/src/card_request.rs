@@ -55,6 +55,39 @@ fn is_web_url(url: &str) -> bool {
         })
 }
 
+/// The success and cancel pages of a request: its `return_url` for both, else the configured
+/// pages (`success`; `cancel`, defaulting to `success`; blank counts as unset). Without either,
+/// the request is refused on `return_url`.
+pub fn pages(
+    return_url: Option<&str>,
+    success: Option<&str>,
+    cancel: Option<&str>,
+) -> Result<(String, String), FieldError> {
+    fn set(value: Option<&str>) -> Option<&str> {
+        value.map(str::trim).filter(|v| !v.is_empty())
+    }
+    if let Some(url) = return_url {
+        return Ok((url.to_owned(), url.to_owned()));
+    }
+    match set(success) {
+        Some(success) => Ok((
+            success.to_owned(),
+            set(cancel).unwrap_or(success).to_owned(),
+        )),
+        None => Err(FieldError::new(
+            "return_url",
+            "is required while the payment_method_success_url variable is not set",
+        )),
+    }
+}
+
+/// Whether Stripe's answer to a create request (`None`: no answer) settles it; otherwise it is
+/// sent once more with the same idempotency key, which cannot create twice: a 5xx or a lost
+/// answer is indeterminate, and a 429 ran nothing.
+pub fn answer_is_final(status: Option<u16>) -> bool {
+    status.is_some_and(|s| s < 500 && s != 429)
+}
+
 /// The request's id: derived from the client's `Idempotency-Key` when it sent one (so a retried
 /// API call finds the same request and the same Stripe keys), else from `random`.
 pub fn request_id(account_id: &str, idempotency_key: Option<&str>, random: &[u8; 12]) -> String {
@@ -228,21 +261,13 @@ mod tests {
             cancel_url: "https://biz.example/no",
         }
         .form_body();
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("mode"), Some("setup"));
-        assert_eq!(get("payment_method_types[]"), Some("card"));
-        assert_eq!(get("customer"), Some("cus_S"));
-        assert_eq!(get("metadata[mio_request_id]"), Some("pmr_1"));
+        let get = |k: &str| crate::test_support::form_value(&body, k);
+        assert_eq!(get("mode").as_deref(), Some("setup"));
+        assert_eq!(get("payment_method_types[]").as_deref(), Some("card"));
+        assert_eq!(get("customer").as_deref(), Some("cus_S"));
+        assert_eq!(get("metadata[mio_request_id]").as_deref(), Some("pmr_1"));
         assert_eq!(
-            get("setup_intent_data[metadata][mio_customer_id]"),
+            get("setup_intent_data[metadata][mio_customer_id]").as_deref(),
             Some("cus_M")
         );
     }
@@ -278,6 +303,34 @@ mod tests {
             "javascript:x",
         ] {
             assert!(body(bad).validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_return_url_wins_then_the_configured_pages_else_it_is_required() {
+        let ok = |r, s, c| pages(r, s, c).expect("pages");
+        assert_eq!(
+            ok(Some("https://a.example"), Some("https://s.example"), None),
+            ("https://a.example".into(), "https://a.example".into())
+        );
+        assert_eq!(
+            ok(None, Some("https://s.example"), Some(" ")),
+            ("https://s.example".into(), "https://s.example".into())
+        );
+        assert_eq!(
+            ok(None, Some("https://s.example"), Some("https://c.example")),
+            ("https://s.example".into(), "https://c.example".into())
+        );
+        assert!(pages(None, Some(""), Some("https://c.example")).is_err());
+        assert!(pages(None, None, None).is_err());
+    }
+
+    #[test]
+    fn only_a_clear_answer_below_500_settles_a_create_request() {
+        assert!(answer_is_final(Some(200)));
+        assert!(answer_is_final(Some(400)));
+        for retried in [None, Some(429), Some(500), Some(503)] {
+            assert!(!answer_is_final(retried), "{retried:?}");
         }
     }
 

@@ -23,6 +23,8 @@ pub mod problem;
 pub mod rules;
 pub mod rules_body;
 pub mod stripe;
+#[cfg(test)]
+mod test_support;
 mod text;
 pub mod time;
 pub mod timing;

@@ -593,20 +593,12 @@ mod tests {
     #[test]
     fn form_body_confirms_off_session_with_metadata() {
         let body = request().form_body();
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("amount"), Some("12500"));
-        assert_eq!(get("confirm"), Some("true"));
-        assert_eq!(get("off_session"), Some("true"));
-        assert_eq!(get("metadata[mio_job_id]"), Some("job_1"));
-        assert_eq!(get("metadata[mio_attempt]"), Some("2"));
+        let get = |k: &str| crate::test_support::form_value(&body, k);
+        assert_eq!(get("amount").as_deref(), Some("12500"));
+        assert_eq!(get("confirm").as_deref(), Some("true"));
+        assert_eq!(get("off_session").as_deref(), Some("true"));
+        assert_eq!(get("metadata[mio_job_id]").as_deref(), Some("job_1"));
+        assert_eq!(get("metadata[mio_attempt]").as_deref(), Some("2"));
     }
 
     #[test]

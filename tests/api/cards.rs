@@ -54,25 +54,7 @@ async fn customer(biz: &Biz, id: &str) -> Value {
 
 /// Activity entries of `customer`, oldest first: (status, summary, details).
 fn customer_activity(biz: &Biz, customer: &str) -> Vec<(String, String, Value)> {
-    let db = biz.db();
-    let mut statement = db
-        .prepare(
-            "SELECT status, summary, details_json FROM activity WHERE customer_id = ?1 \
-             ORDER BY seq",
-        )
-        .expect("query");
-    statement
-        .query_map([customer], |row| {
-            let details: String = row.get(2)?;
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                serde_json::from_str(&details).unwrap_or(Value::Null),
-            ))
-        })
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("activity")
+    biz.activity_where("customer_id", customer)
 }
 
 /// A booking of `customer` starting in `hours`.
@@ -449,17 +431,7 @@ async fn an_account_that_cannot_charge_fails_runs_until_stripe_enables_it_again(
 async fn events_for_another_accounts_objects_change_nothing() {
     let biz = setup().await;
     // Another business whose connected account holds a card with the same id.
-    let (_, other_token) = biz.app.create_account("Other Cleaning").await;
-    let (status, _) = biz
-        .app
-        .call(
-            Method::PUT,
-            "/api/v1/settings/miopay",
-            Some(&other_token),
-            Some(json!({"enabled": true, "stripe_account_id": "acct_1OtherBiz"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    biz.other_business("acct_1OtherBiz").await;
     biz.stripe.add_payment_method(
         Some("acct_1OtherBiz"),
         "cus_OtherStripe",

@@ -202,15 +202,25 @@ impl Biz {
 
     /// Activity entries of `booking`, oldest first: (status, summary, details).
     pub(crate) fn activity(&self, booking: &str) -> Vec<(String, String, Value)> {
+        self.activity_where("booking_id", booking)
+    }
+
+    /// Activity entries whose `column` (`booking_id` or `customer_id`) is `id`, oldest first.
+    pub(crate) fn activity_where(
+        &self,
+        column: &'static str,
+        id: &str,
+    ) -> Vec<(String, String, Value)> {
+        assert!(matches!(column, "booking_id" | "customer_id"), "{column}");
         let db = self.db();
         let mut statement = db
-            .prepare(
-                "SELECT status, summary, details_json FROM activity \
-                 WHERE booking_id = ?1 ORDER BY seq",
-            )
+            .prepare(&format!(
+                "SELECT status, summary, details_json FROM activity WHERE {column} = ?1 \
+                 ORDER BY seq"
+            ))
             .expect("query");
         statement
-            .query_map([booking], |row| {
+            .query_map([id], |row| {
                 let details: String = row.get(2)?;
                 Ok((
                     row.get(0)?,
@@ -221,6 +231,22 @@ impl Biz {
             .expect("rows")
             .collect::<Result<_, _>>()
             .expect("activity")
+    }
+
+    /// A second business with MioPay on connected account `stripe_account`; its API token.
+    pub(crate) async fn other_business(&self, stripe_account: &str) -> String {
+        let (_, token) = self.app.create_account("Other Cleaning").await;
+        let (status, answer) = self
+            .app
+            .call(
+                Method::PUT,
+                "/api/v1/settings/miopay",
+                Some(&token),
+                Some(json!({"enabled": true, "stripe_account_id": stripe_account})),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        token
     }
 
     pub(crate) async fn balance(&self, booking: &str) -> i64 {

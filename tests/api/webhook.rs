@@ -306,17 +306,7 @@ async fn an_event_can_never_touch_another_accounts_data() {
     let biz = setup().await;
     let booking = charged_but_unknown(&biz).await;
     // A second business on its own connected account.
-    let (_, other_token) = biz.app.create_account("Other Cleaning").await;
-    let (status, _) = biz
-        .app
-        .call(
-            Method::PUT,
-            "/api/v1/settings/miopay",
-            Some(&other_token),
-            Some(json!({"enabled": true, "stripe_account_id": "acct_1OtherBiz"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    biz.other_business("acct_1OtherBiz").await;
 
     let id = &events_of(&biz.stripe, "payment_intent.succeeded")[0];
     let original: Value =

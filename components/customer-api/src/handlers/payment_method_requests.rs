@@ -137,26 +137,15 @@ fn answer(code: u16, request: &StoredRequest, now: Timestamp) -> Result<Response
     Ok(response::json(code, &view(request, now), &[])?)
 }
 
-/// The success and cancel pages: the body's `return_url` for both, else the variables.
+/// The success and cancel pages (the core decides from the body and the variables).
 fn pages(return_url: Option<&str>) -> Result<(String, String), ApiError> {
-    if let Some(url) = return_url {
-        return Ok((url.to_owned(), url.to_owned()));
-    }
-    let variable = |name: &str| {
-        spin_sdk::variables::get(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-    };
-    match (
-        variable(SUCCESS_URL_VARIABLE),
-        variable(CANCEL_URL_VARIABLE),
-    ) {
-        (Some(success), cancel) => Ok((success.clone(), cancel.unwrap_or(success))),
-        (None, _) => Err(ApiError::Validation(vec![mio_shared::FieldError::new(
-            "return_url",
-            "is required while the payment_method_success_url variable is not set",
-        )])),
-    }
+    let variable = |name: &str| spin_sdk::variables::get(name).ok();
+    card_request::pages(
+        return_url,
+        variable(SUCCESS_URL_VARIABLE).as_deref(),
+        variable(CANCEL_URL_VARIABLE).as_deref(),
+    )
+    .map_err(|error| ApiError::Validation(vec![error]))
 }
 
 /// POSTs once, and once more with the same key when no answer (or a 5xx) came back: Stripe
@@ -171,7 +160,7 @@ fn post_twice(
     let mut last = String::new();
     for _ in 0..2 {
         match stripe.post(path, account, key, form) {
-            Reply::Answered { status, body } if status < 500 && status != 429 => {
+            Reply::Answered { status, body } if card_request::answer_is_final(Some(status)) => {
                 return Ok((status, body));
             }
             Reply::Answered { status, .. } => last = format!("{path} answered HTTP {status}"),
