@@ -95,8 +95,7 @@ pub fn request_id(account_id: &str, idempotency_key: Option<&str>, random: &[u8;
         Some(key) => Sha256::digest(format!("{account_id}\n{key}").as_bytes())[..12].to_vec(),
         None => random.to_vec(),
     };
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("pmr_{hex}")
+    format!("pmr_{}", crate::encoding::hex_encode(&bytes))
 }
 
 /// The `Idempotency-Key` of creating `customer_id`'s Stripe customer.

@@ -67,6 +67,21 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of hex text (either case, two digits a byte); `None` for anything else, an empty
+/// text included.
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty()
+        || !text.len().is_multiple_of(2)
+        || !text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +112,18 @@ mod tests {
         assert_eq!(base32_decode::<1>("ZW"), None);
         assert_eq!(base32_decode::<1>("iw"), None);
         assert_eq!(base32_decode::<1>("z"), None);
+    }
+
+    #[test]
+    fn hex_decodes_what_it_encodes_and_refuses_anything_else() {
+        assert_eq!(
+            hex_decode(&hex_encode(&[0, 0xab, 0xff])),
+            Some(vec![0, 0xab, 0xff])
+        );
+        assert_eq!(hex_decode("ABff"), Some(vec![0xab, 0xff]));
+        for bad in ["", "a", "zz", "+f", "-1", "0x", "a b "] {
+            assert_eq!(hex_decode(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub fn verify(
                     })?);
             }
             "v1" => signatures.push(
-                decode_hex(value).ok_or(SignatureError::Malformed("a v1 value that is not hex"))?,
+                crate::encoding::hex_decode(value)
+                    .ok_or(SignatureError::Malformed("a v1 value that is not hex"))?,
             ),
             // `v0` (test-mode legacy) and future schemes are not trusted.
             _ => {}
@@ -107,16 +108,6 @@ fn sign(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The event envelope (https://docs.stripe.com/api/events/object).
@@ -194,9 +185,7 @@ mod tests {
         Timestamp::from_unix_millis(1_700_000_000_000).expect("valid")
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::encoding::hex_encode as hex;
 
     fn header(t: i64, body: &[u8], secret: &str) -> String {
         format!("t={t},v1={}", hex(&sign(secret, t, body)))
