@@ -346,6 +346,76 @@ const CREATE_CUSTOMERS_BY_STRIPE_CUSTOMER: &str = "CREATE INDEX IF NOT EXISTS \
 const CREATE_SETTINGS_BY_STRIPE_ACCOUNT: &str = "CREATE INDEX IF NOT EXISTS \
      account_settings_by_stripe_account ON account_settings (stripe_account_id)";
 
+// Version 6: messages to customers (issue #9).
+// Which notification channels an account uses. `email` and `sms` are on when their column is 1;
+// the signed webhook when `webhook_url` is set (its `whsec_` secret is needed to sign, so it is
+// stored; answers only ever show it masked).
+const CREATE_NOTIFICATION_SETTINGS: &str = "CREATE TABLE IF NOT EXISTS notification_settings (
+    account_id TEXT PRIMARY KEY NOT NULL,
+    email INTEGER NOT NULL DEFAULT 0 CHECK (email IN (0, 1)),
+    email_reply_to TEXT,
+    sms INTEGER NOT NULL DEFAULT 0 CHECK (sms IN (0, 1)),
+    webhook_url TEXT,
+    webhook_secret TEXT,
+    updated_at TEXT NOT NULL
+)";
+// One message to one customer on one channel, for one subject (a feedback job `job_…`, or a
+// payment-method request `pmr_…`): at most one row per subject and channel, so a message is
+// never planned twice. `request_json` is the request as first built (its link left as a
+// placeholder, so no token is stored), and every resend is that copy. `in_flight` is set
+// before a send leaves and cleared when its answer is stored; `maybe_delivered` once any try
+// may have reached the provider. `id` is the idempotency key (email) and `webhook-id`.
+const CREATE_MESSAGES: &str = "CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'sms', 'webhook')),
+    request_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    tries INTEGER NOT NULL DEFAULT 0,
+    in_flight INTEGER NOT NULL DEFAULT 0 CHECK (in_flight IN (0, 1)),
+    maybe_delivered INTEGER NOT NULL DEFAULT 0 CHECK (maybe_delivered IN (0, 1)),
+    next_try_at INTEGER,
+    provider_message_id TEXT,
+    error TEXT,
+    sent_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (subject_id, channel)
+)";
+// The rating link of a completed booking: one per booking. Only the SHA-256 of the link's token
+// is stored. `rating` is written once (the update is guarded by `rating IS NULL`).
+const CREATE_FEEDBACK_REQUESTS: &str = "CREATE TABLE IF NOT EXISTS feedback_requests (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    account_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    booking_id TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    rating INTEGER CHECK (rating BETWEEN 1 AND 5),
+    comment TEXT,
+    received_at INTEGER
+)";
+const CREATE_FEEDBACK_BY_RECEIVED: &str = "CREATE INDEX IF NOT EXISTS \
+     feedback_requests_by_received ON feedback_requests (account_id, received_at)";
+// A rating lands in the activity view in the same statement that stores it: no crash between
+// the two can lose the entry. The id has the application's form (`act_` and 26 characters that
+// decode as 16 bytes): 100 random bits in hex digits, then a zero.
+const CREATE_FEEDBACK_RATING_ACTIVITY: &str = "CREATE TRIGGER IF NOT EXISTS \
+     feedback_requests_rating_activity AFTER UPDATE OF rating ON feedback_requests \
+     WHEN OLD.rating IS NULL AND NEW.rating IS NOT NULL \
+     BEGIN \
+     INSERT INTO activity (id, account_id, customer_id, booking_id, job_id, automation, status, \
+     occurred_at, summary, details_json, dedupe_key) \
+     VALUES ('act_' || substr(lower(hex(randomblob(13))), 1, 25) || '0', NEW.account_id, NEW.customer_id, \
+     NEW.booking_id, NEW.job_id, 'feedback', 'success', NEW.received_at, \
+     'Rated ' || NEW.rating || ' of 5', \
+     json_object('rating', NEW.rating, 'comment', NEW.comment), \
+     'rating:' || NEW.booking_id); \
+     END";
+
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -407,6 +477,16 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE_PAYMENT_ATTEMPTS_BY_INTENT,
             CREATE_PAYMENT_METHODS_BY_CARD,
             CREATE_CUSTOMERS_BY_STRIPE_CUSTOMER,
+        ],
+    },
+    Migration {
+        version: 6,
+        statements: &[
+            CREATE_NOTIFICATION_SETTINGS,
+            CREATE_MESSAGES,
+            CREATE_FEEDBACK_REQUESTS,
+            CREATE_FEEDBACK_BY_RECEIVED,
+            CREATE_FEEDBACK_RATING_ACTIVITY,
         ],
     },
 ];
