@@ -13,6 +13,7 @@ pub mod card;
 pub mod card_request;
 pub mod charge;
 pub mod customer;
+pub mod feedback;
 mod encoding;
 pub mod field;
 pub mod ids;

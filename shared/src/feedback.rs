@@ -1,0 +1,75 @@
+//! Service Feedback: the rating link's token, and what a customer's rating may be.
+//!
+//! A link's token is derived, not drawn: `base64url(HMAC-SHA256(secret, "mio-feedback-link-v1:"
+//! + job_id))`, 256 bits that nobody without the operator's `feedback_link_secret` can guess.
+//! Deriving it means the token itself is never stored: the database keeps only its SHA-256
+//! ([`token_hash`]), and a message resent after a failure carries the very same link (which an
+//! idempotent provider requires: the same key must come with the same body).
+
+use crate::encoding::hex_encode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// How long a rating link stays valid after it is first sent.
+pub const LINK_VALID_DAYS: i64 = 30;
+
+/// The shortest `feedback_link_secret` accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+const LINK_CONTEXT: &str = "mio-feedback-link-v1:";
+
+/// The token of feedback job `job_id`'s rating link (43 URL-safe characters).
+pub fn link_token(secret: &[u8], job_id: &str) -> String {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(LINK_CONTEXT.as_bytes());
+    mac.update(job_id.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// What is stored of a token: lower-case hex SHA-256.
+pub fn token_hash(token: &str) -> String {
+    hex_encode(&Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `text` has the shape of a link token (so a lookup is worth a query).
+pub fn looks_like_token(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_stable_per_job_and_differs_between_jobs_and_secrets() {
+        let secret = [7u8; 32];
+        let a = link_token(&secret, "job_a");
+        assert_eq!(a, link_token(&secret, "job_a"));
+        assert_ne!(a, link_token(&secret, "job_b"));
+        assert_ne!(a, link_token(&[8u8; 32], "job_a"));
+        assert!(looks_like_token(&a), "{a}");
+    }
+
+    #[test]
+    fn only_the_hash_of_a_token_is_kept_and_it_is_hex_sha256() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_recognised_without_a_lookup() {
+        assert!(!looks_like_token(""));
+        assert!(!looks_like_token(&"a".repeat(42)));
+        assert!(!looks_like_token(&format!("{}=", "a".repeat(42))));
+        assert!(!looks_like_token(&format!("{}/", "a".repeat(42))));
+    }
+}
