@@ -1,7 +1,7 @@
 //! Service Feedback: the rating link's token, and what a customer's rating may be.
 //!
-//! A link's token is derived, not drawn: `base64url(HMAC-SHA256(secret, "mio-feedback-link-v1:"
-//! + job_id))`, 256 bits that nobody without the operator's `feedback_link_secret` can guess.
+//! A link's token is derived, not drawn: base64url of HMAC-SHA256 with the secret over
+//! `"mio-feedback-link-v1:"` followed by the job id: 256 bits that nobody without the operator's `feedback_link_secret` can guess.
 //! Deriving it means the token itself is never stored: the database keeps only its SHA-256
 //! ([`token_hash`]), and a message resent after a failure carries the very same link (which an
 //! idempotent provider requires: the same key must come with the same body).

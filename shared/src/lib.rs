@@ -19,6 +19,7 @@ pub mod field;
 pub mod ids;
 pub mod json;
 pub mod list;
+pub mod message;
 pub mod plan;
 pub mod problem;
 pub mod rules;

@@ -22,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod migrations;
+pub mod outbound;
 pub mod overrides;
 pub mod payments;
 pub mod request;
