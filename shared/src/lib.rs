@@ -20,6 +20,7 @@ pub mod ids;
 pub mod json;
 pub mod list;
 pub mod message;
+pub mod notify;
 pub mod plan;
 pub mod problem;
 pub mod rules;

@@ -34,11 +34,15 @@ pub enum ProblemType {
     /// A webhook delivery whose signature is missing, malformed, wrong or too old, or whose
     /// body is not an event; nothing was changed.
     InvalidWebhook,
+    /// A customer's rating (`POST /feedback/{token}`) with a missing or out-of-range rating or
+    /// an unacceptable comment; nothing was stored. 422, like the rating page's own answer to
+    /// a rejected form, which the API contract fixes.
+    InvalidFeedback,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 11] = [
+    pub const ALL: [ProblemType; 12] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -50,6 +54,7 @@ impl ProblemType {
         ProblemType::Internal,
         ProblemType::UpstreamUnavailable,
         ProblemType::InvalidWebhook,
+        ProblemType::InvalidFeedback,
     ];
 
     /// The `type` member: a URI relative to the API's origin.
@@ -66,6 +71,7 @@ impl ProblemType {
             ProblemType::Internal => "/problems/internal",
             ProblemType::UpstreamUnavailable => "/problems/upstream-unavailable",
             ProblemType::InvalidWebhook => "/problems/invalid-webhook",
+            ProblemType::InvalidFeedback => "/problems/invalid-feedback",
         }
     }
 
@@ -83,6 +89,7 @@ impl ProblemType {
             ProblemType::Internal => "Internal error",
             ProblemType::UpstreamUnavailable => "Upstream service unavailable",
             ProblemType::InvalidWebhook => "Webhook delivery refused",
+            ProblemType::InvalidFeedback => "Feedback not accepted",
         }
     }
 
@@ -99,6 +106,7 @@ impl ProblemType {
             ProblemType::Internal => 500,
             ProblemType::UpstreamUnavailable => 502,
             ProblemType::InvalidWebhook => 400,
+            ProblemType::InvalidFeedback => 422,
         }
     }
 }
