@@ -5,6 +5,7 @@
 //! The components must be built first (`scripts/test` does it); a missing `.wasm` fails the test
 //! with the host's own message saying so.
 
+pub mod fake_notify;
 pub mod fake_stripe;
 
 use std::collections::HashMap;

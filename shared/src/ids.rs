@@ -93,6 +93,14 @@ prefixed_id!(
     "activity"
 );
 
+prefixed_id!(
+    /// The id of one message to one customer on one channel, `msg_…`: also its idempotency key
+    /// (e-mail) and `webhook-id`.
+    MessageId,
+    "msg_",
+    "message"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,11 @@ pub mod card;
 pub mod card_request;
 pub mod charge;
 pub mod customer;
-pub mod feedback;
 mod encoding;
+pub mod feedback;
+pub mod feedback_answer;
+pub mod feedback_page;
+pub mod feedback_run;
 pub mod field;
 pub mod ids;
 pub mod json;
@@ -46,7 +49,7 @@ pub use customer::{
     NewCustomer, Notes, Notifications, NotificationsPatch, Phone, StripeCustomerId,
 };
 pub use field::{FieldError, Patch};
-pub use ids::{AccountId, ActivityId, BookingId, CustomerId, IdError, JobId, SeriesId};
+pub use ids::{AccountId, ActivityId, BookingId, CustomerId, IdError, JobId, MessageId, SeriesId};
 pub use json::BodyError;
 pub use list::{Cursor, Limit, ListQuery, Page, SearchText, fold};
 pub use plan::{BookingState, ExistingJob, JobChange, JobStatus, Phase, PlanInput, plan};

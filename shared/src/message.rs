@@ -244,6 +244,20 @@ fn webhook_payload(purpose: &Purpose, recipient: &Recipient, now: Timestamp) -> 
     }
 }
 
+/// A booking's date as its customer reads it ("Mon 1 Jun 2026"), in the account's time zone
+/// (UTC when the zone is unknown).
+pub fn local_date(instant: Timestamp, timezone: &str) -> String {
+    const FORMAT: &str = "%a %-d %b %Y";
+    match timezone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => instant
+            .as_datetime()
+            .with_timezone(&tz)
+            .format(FORMAT)
+            .to_string(),
+        Err(_) => instant.as_datetime().format(FORMAT).to_string(),
+    }
+}
+
 /// The operator's provider settings a send needs (from Spin variables).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Providers {
@@ -383,7 +397,10 @@ pub fn sign_webhook(secret: &str, id: &str, timestamp: &str, body: &str) -> Resu
     let key = webhook_key(secret)?;
     let mut mac = <Hmac<Sha256>>::new_from_slice(&key).map_err(|e| e.to_string())?;
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// A fresh `whsec_` secret from 32 random bytes the caller drew.
@@ -639,9 +656,9 @@ impl Send {
             if !self.channel.idempotent() {
                 return self.fail_unsure();
             }
-            let key_alive = self.first_try_at.is_none_or(|first| {
-                now < first.plus_minutes(EMAIL_KEY_LIFETIME_MINUTES)
-            });
+            let key_alive = self
+                .first_try_at
+                .is_none_or(|first| now < first.plus_minutes(EMAIL_KEY_LIFETIME_MINUTES));
             if self.channel == Channel::Email && !key_alive {
                 return self.fail_unsure();
             }

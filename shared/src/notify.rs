@@ -99,6 +99,8 @@ pub enum PutError {
     Body(BodyError),
     /// Field errors.
     Fields(Vec<FieldError>),
+    /// Everything is valid but the webhook URL, which falls outside the operator's allow-list.
+    NotAllowed(FieldError),
     /// The operator's allow-list entry cannot be understood: a deployment error.
     AllowList(String),
 }
@@ -114,6 +116,7 @@ pub fn parse_put(
 ) -> Result<ChannelSettings, PutError> {
     let body: Body = decode(bytes, &[]).map_err(PutError::Body)?;
     let mut errors = Vec::new();
+    let mut outside = None;
     let email = match body.email {
         None => None,
         Some(_) if !available.email => {
@@ -156,6 +159,9 @@ pub fn parse_put(
                 Err(UrlError::Field(message)) => {
                     errors.push(FieldError::new("webhook.url", message));
                 }
+                Err(UrlError::Outside(message)) => {
+                    outside = Some(FieldError::new("webhook.url", message));
+                }
                 Err(UrlError::AllowList(message)) => return Err(PutError::AllowList(message)),
             }
             let secret = match hook.secret {
@@ -184,6 +190,11 @@ pub fn parse_put(
             })
         }
     };
+    match outside {
+        Some(error) if errors.is_empty() => return Err(PutError::NotAllowed(error)),
+        Some(error) => errors.push(error),
+        None => {}
+    }
     if !errors.is_empty() {
         return Err(PutError::Fields(errors));
     }
@@ -199,6 +210,8 @@ pub fn parse_put(
 pub enum UrlError {
     /// The URL's fault.
     Field(String),
+    /// A valid URL outside the allow-list.
+    Outside(String),
     /// The operator's entry cannot be understood.
     AllowList(String),
 }
@@ -246,13 +259,12 @@ pub fn check_url(url: &str, allowed: &str) -> Result<(), UrlError> {
     {
         return field("has an invalid host (a domain name or IPv4 address)");
     }
-    let rule = Rule::parse(allowed).map_err(|m| {
-        UrlError::AllowList(format!("webhook_allowed_origin {allowed:?}: {m}"))
-    })?;
+    let rule = Rule::parse(allowed)
+        .map_err(|m| UrlError::AllowList(format!("webhook_allowed_origin {allowed:?}: {m}")))?;
     if rule.allows(&scheme, &host, port) {
         Ok(())
     } else {
-        Err(UrlError::Field(format!(
+        Err(UrlError::Outside(format!(
             "is outside what this platform may call ({allowed})"
         )))
     }
@@ -310,8 +322,7 @@ impl Rule {
                 HostRule::Subdomains(h[1..].to_ascii_lowercase())
             }
             h if !h.is_empty()
-                && h
-                    .chars()
+                && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
             {
                 HostRule::Exactly(h.to_ascii_lowercase())
@@ -374,8 +385,9 @@ pub fn destinations(
         missing.push("turned off e-mail");
     }
     if settings.sms && prefs.sms {
-        match contact.phone {
-            Some(phone) => out.push((Channel::Sms, phone.to_owned())),
+        match contact.phone.map(e164) {
+            Some(Some(number)) => out.push((Channel::Sms, number)),
+            Some(None) => missing.push("has a phone number without its country code (+…)"),
             None => missing.push("has no phone number"),
         }
     } else if settings.sms {
@@ -388,6 +400,29 @@ pub fn destinations(
         return Err(format!("the customer {}", missing.join(" and ")));
     }
     Ok(out)
+}
+
+/// A stored phone number in E.164 (`+` and digits), as Twilio needs it; `None` when it has no
+/// leading `+` (its country is unknown).
+/// <https://www.twilio.com/docs/glossary/what-e164>
+pub fn e164(phone: &str) -> Option<String> {
+    let rest = phone.trim().strip_prefix('+')?;
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    (7..=15)
+        .contains(&digits.len())
+        .then(|| format!("+{digits}"))
+}
+
+/// Where an "add your card" link goes: the first channel, in the order e-mail, SMS, webhook,
+/// that reaches the customer (one message, so the request shows one channel), or why none does.
+pub fn link_destination(
+    settings: &ChannelSettings,
+    contact: &Contact<'_>,
+) -> Result<(Channel, String), String> {
+    destinations(settings, contact)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no channel reaches the customer".to_owned())
 }
 
 #[cfg(test)]
@@ -406,7 +441,10 @@ mod tests {
         assert!(ok("http://127.0.0.1:4000/x", "http://127.0.0.1:4000"));
         assert!(!ok("http://127.0.0.1:4001/x", "http://127.0.0.1:4000"));
         assert!(ok("http://127.0.0.1:4001/x", "http://127.0.0.1:4000..4002"));
-        assert!(!ok("http://127.0.0.1:4002/x", "http://127.0.0.1:4000..4002"));
+        assert!(!ok(
+            "http://127.0.0.1:4002/x",
+            "http://127.0.0.1:4000..4002"
+        ));
         for bad in [
             "hooks.example.com",
             "ftp://hooks.example.com",
@@ -445,14 +483,25 @@ mod tests {
 
     #[test]
     fn a_message_goes_out_on_every_channel_the_customer_can_be_reached_on() {
-        let both = destinations(&settings(), &contact(Some("a@b.example"), Some("+14155550100")))
-            .expect("reachable");
+        let both = destinations(
+            &settings(),
+            &contact(Some("a@b.example"), Some("+14155550100")),
+        )
+        .expect("reachable");
         assert_eq!(
             both,
             vec![
                 (Channel::Email, "a@b.example".to_owned()),
                 (Channel::Sms, "+14155550100".to_owned())
             ]
+        );
+        let formatted = destinations(&settings(), &contact(None, Some("+1 (415) 555-0100")))
+            .expect("reachable");
+        assert_eq!(formatted, vec![(Channel::Sms, "+14155550100".to_owned())]);
+        assert_eq!(
+            destinations(&settings(), &contact(None, Some("(415) 555-0100"))),
+            Err("the customer has no e-mail address and has a phone number without its country code (+…)"
+                .into())
         );
         let email_only =
             destinations(&settings(), &contact(Some("a@b.example"), None)).expect("reachable");
@@ -476,8 +525,13 @@ mod tests {
             ..settings()
         };
         assert!(destinations(&with_hook, &opted_out).is_err());
-        assert!(destinations(&ChannelSettings::default(), &contact(Some("a@b.example"), None))
-            .is_err());
+        assert!(
+            destinations(
+                &ChannelSettings::default(),
+                &contact(Some("a@b.example"), None)
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -487,7 +541,8 @@ mod tests {
             sms: true,
         };
         let body = br#"{"webhook": {"url": "https://h.example/x"}}"#;
-        let Err(PutError::Fields(errors)) = parse_put(body, &ChannelSettings::default(), all, "https://*:443")
+        let Err(PutError::Fields(errors)) =
+            parse_put(body, &ChannelSettings::default(), all, "https://*:443")
         else {
             panic!("a first webhook needs its secret");
         };
@@ -501,11 +556,19 @@ mod tests {
             ..ChannelSettings::default()
         };
         let kept = parse_put(body, &current, all, "https://*:443").expect("valid");
-        assert_eq!(kept.webhook.as_ref().map(|w| w.secret.as_str()), Some(secret.as_str()));
+        assert_eq!(
+            kept.webhook.as_ref().map(|w| w.secret.as_str()),
+            Some(secret.as_str())
+        );
         let shown = kept.to_json().to_string();
         assert!(!shown.contains(&secret), "{shown}");
         assert!(matches!(
-            parse_put(br#"{"sms": {}}"#, &current, Available::default(), "https://*:443"),
+            parse_put(
+                br#"{"sms": {}}"#,
+                &current,
+                Available::default(),
+                "https://*:443"
+            ),
             Err(PutError::Fields(_))
         ));
         assert!(matches!(

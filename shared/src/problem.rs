@@ -38,11 +38,15 @@ pub enum ProblemType {
     /// an unacceptable comment; nothing was stored. 422, like the rating page's own answer to
     /// a rejected form, which the API contract fixes.
     InvalidFeedback,
+    /// A destination the platform may not call: a business's webhook URL outside the
+    /// operator's allow-list (`webhook_allowed_origin`). 422: the request is well formed, the
+    /// value cannot be used here. Nothing was stored.
+    DestinationNotAllowed,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 12] = [
+    pub const ALL: [ProblemType; 13] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -55,6 +59,7 @@ impl ProblemType {
         ProblemType::UpstreamUnavailable,
         ProblemType::InvalidWebhook,
         ProblemType::InvalidFeedback,
+        ProblemType::DestinationNotAllowed,
     ];
 
     /// The `type` member: a URI relative to the API's origin.
@@ -72,6 +77,7 @@ impl ProblemType {
             ProblemType::UpstreamUnavailable => "/problems/upstream-unavailable",
             ProblemType::InvalidWebhook => "/problems/invalid-webhook",
             ProblemType::InvalidFeedback => "/problems/invalid-feedback",
+            ProblemType::DestinationNotAllowed => "/problems/destination-not-allowed",
         }
     }
 
@@ -90,6 +96,7 @@ impl ProblemType {
             ProblemType::UpstreamUnavailable => "Upstream service unavailable",
             ProblemType::InvalidWebhook => "Webhook delivery refused",
             ProblemType::InvalidFeedback => "Feedback not accepted",
+            ProblemType::DestinationNotAllowed => "Destination not allowed",
         }
     }
 
@@ -106,7 +113,7 @@ impl ProblemType {
             ProblemType::Internal => 500,
             ProblemType::UpstreamUnavailable => 502,
             ProblemType::InvalidWebhook => 400,
-            ProblemType::InvalidFeedback => 422,
+            ProblemType::InvalidFeedback | ProblemType::DestinationNotAllowed => 422,
         }
     }
 }

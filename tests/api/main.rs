@@ -3,6 +3,8 @@ mod activity;
 mod bookings;
 mod cards;
 mod customers;
+mod feedback;
+mod feedback_requests;
 mod host;
 mod import;
 mod migrations;

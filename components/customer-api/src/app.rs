@@ -94,6 +94,11 @@ async fn serve_account(
             let body = request.json_body().await?;
             handlers::settings::put_miopay(db, account, &body, now)
         }
+        Route::GetNotifications => handlers::notifications::get(db, account),
+        Route::PutNotifications => {
+            let body = request.json_body().await?;
+            handlers::notifications::put(db, account, &body, now)
+        }
         Route::PutPaymentMethod(id) => {
             let body = request.json_body().await?;
             handlers::payment_methods::put(db, account, &id, &body, now).await
@@ -110,6 +115,7 @@ async fn serve_account(
             handlers::activity::of_customer(db, account, &id, &request.query)
         }
         Route::ListActivity => handlers::activity::list(db, account, &request.query),
+        Route::ListFeedback => handlers::feedback::list(db, account, &request.query),
     }
 }
 

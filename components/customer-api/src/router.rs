@@ -42,6 +42,10 @@ pub enum Route {
     GetMiopay,
     /// `PUT /api/v1/settings/miopay`
     PutMiopay,
+    /// `GET /api/v1/settings/notifications`
+    GetNotifications,
+    /// `PUT /api/v1/settings/notifications`
+    PutNotifications,
     /// `PUT /api/v1/customers/{id}/payment-method`
     PutPaymentMethod(CustomerId),
     /// `POST /api/v1/customers/{id}/payment-method-requests`
@@ -52,6 +56,8 @@ pub enum Route {
     CustomerActivity(CustomerId),
     /// `GET /api/v1/activity`
     ListActivity,
+    /// `GET /api/v1/feedback`
+    ListFeedback,
 }
 
 /// Why no route matched.
@@ -112,6 +118,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
             Method::Get => Ok(Route::ListActivity),
             _ => Err(RouteError::MethodNotAllowed(&["GET"])),
         },
+        ["feedback"] => match method {
+            Method::Get => Ok(Route::ListFeedback),
+            _ => Err(RouteError::MethodNotAllowed(&["GET"])),
+        },
         ["bookings"] => match method {
             Method::Get => Ok(Route::ListBookings),
             Method::Post => Ok(Route::CreateBooking),
@@ -139,6 +149,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["settings", "miopay"] => match method {
             Method::Get => Ok(Route::GetMiopay),
             Method::Put => Ok(Route::PutMiopay),
+            _ => Err(RouteError::MethodNotAllowed(&["GET", "PUT"])),
+        },
+        ["settings", "notifications"] => match method {
+            Method::Get => Ok(Route::GetNotifications),
+            Method::Put => Ok(Route::PutNotifications),
             _ => Err(RouteError::MethodNotAllowed(&["GET", "PUT"])),
         },
         _ => Err(NO_ROUTE),
@@ -194,6 +209,14 @@ mod tests {
         assert_eq!(
             resolve(&Method::Get, "/api/v1/activity"),
             Ok(Route::ListActivity)
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/v1/feedback"),
+            Ok(Route::ListFeedback)
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/v1/feedback"),
+            Err(RouteError::MethodNotAllowed(&["GET"]))
         );
     }
 

@@ -1,31 +1,32 @@
-//! The tick's atomic claim of due payment jobs.
+//! The tick's atomic claim of due jobs, payment and feedback alike.
 //!
 //! One `UPDATE … RETURNING` claims a batch: the inner select finds candidates through three
 //! indexed range scans (`(status, due_at)`, `(status, next_attempt_at)`, `(status,
 //! lease_until)`), each ordered and limited, so a claim costs O(batch), not O(jobs or
 //! bookings). The outer `WHERE` repeats the due condition, so when two ticks race for the same
 //! rows, the second one's update finds them `running` with a fresh lease and takes nothing:
-//! no check-then-act, safe across replicas. Feedback jobs are not claimed (a later issue).
+//! no check-then-act, safe across replicas.
 
 use crate::db::{Record, Sql, instant, rfc3339, text};
 use anyhow::Context;
 use mio_shared::Timestamp;
+use mio_shared::rules::Automation;
 use spin_sdk::sqlite::Value;
 
 /// The candidates of a claim: ?1 = now (ms), ?2 = batch size. Public so a test can run
 /// `EXPLAIN QUERY PLAN` on it against the real schema.
 pub const CLAIM_CANDIDATES: &str = "\
      SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'scheduled' AND due_at <= ?1 AND automation = 'payment' \
+         WHERE status = 'scheduled' AND due_at <= ?1 \
          ORDER BY due_at LIMIT ?2) \
      UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'retrying' AND next_attempt_at <= ?1 AND automation = 'payment' \
+         WHERE status = 'retrying' AND next_attempt_at <= ?1 \
          ORDER BY next_attempt_at LIMIT ?2) \
      UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'unknown' AND next_attempt_at <= ?1 AND automation = 'payment' \
+         WHERE status = 'unknown' AND next_attempt_at <= ?1 \
          ORDER BY next_attempt_at LIMIT ?2) \
      UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'running' AND lease_until < ?1 AND automation = 'payment' \
+         WHERE status = 'running' AND lease_until < ?1 \
          ORDER BY lease_until LIMIT ?2)";
 
 // ?1 now (ms), ?2 batch, ?3 lease owner, ?4 lease until (ms), ?5 now (RFC 3339). A new attempt
@@ -40,11 +41,12 @@ const CLAIM: &str = "UPDATE automation_jobs SET status = 'running', lease_owner 
          AND p.attempt = automation_jobs.attempts AND p.outcome IS NULL)) \
          THEN attempts + 1 ELSE attempts END, \
      updated_at = ?5 \
-     WHERE id IN (SELECT id FROM ({candidates}) LIMIT ?2) AND automation = 'payment' AND ( \
+     WHERE id IN (SELECT id FROM ({candidates}) LIMIT ?2) AND ( \
          (status = 'scheduled' AND due_at <= ?1) \
          OR (status IN ('retrying', 'unknown') AND next_attempt_at <= ?1) \
          OR (status = 'running' AND lease_until < ?1)) \
-     RETURNING id, account_id, customer_id, booking_id, attempts, late, rule_source, due_at";
+     RETURNING id, account_id, customer_id, booking_id, automation, attempts, late, rule_source, \
+     due_at";
 
 // ?1 owner, ?2 now (RFC 3339), then the ids. An expired lease makes the jobs claimable at once,
 // without a new attempt (their attempt number was taken when they were claimed).
@@ -62,6 +64,8 @@ pub struct ClaimedJob {
     pub customer_id: String,
     /// Its booking.
     pub booking_id: String,
+    /// Payment or feedback.
+    pub automation: Automation,
     /// The attempt this run makes (1-based).
     pub attempt: u32,
     /// Whether it was planned late (inside the rule's window).
@@ -70,7 +74,7 @@ pub struct ClaimedJob {
     pub due_at: Timestamp,
 }
 
-/// Claims up to `batch` due payment jobs for `owner` until `lease_until`.
+/// Claims up to `batch` due jobs for `owner` until `lease_until`.
 pub fn claim(
     db: &impl Sql,
     owner: &str,
@@ -98,6 +102,11 @@ pub fn claim(
                 account_id: row.text("account_id")?,
                 customer_id: row.text("customer_id")?,
                 booking_id: row.text("booking_id")?,
+                automation: {
+                    let name = row.text("automation")?;
+                    Automation::parse(&name)
+                        .ok_or_else(|| anyhow::anyhow!("stored automation {name:?}"))?
+                },
                 attempt: u32::try_from(row.integer("attempts")?).context("attempts")?,
                 late: row.boolean("late")?,
                 due_at: row.instant("due_at")?,
@@ -146,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn only_due_payment_jobs_are_claimed_and_only_once() {
+    fn only_due_jobs_are_claimed_and_only_once() {
         let db = setup();
         let now = ts("2026-03-01T09:00:00Z");
         job(&db, "due", "payment", "scheduled", now.plus_minutes(-1));
@@ -174,6 +183,7 @@ mod tests {
             vec![
                 ("crashed".into(), 0),
                 ("due".into(), 1),
+                ("feedback".into(), 1),
                 ("retry".into(), 1),
                 ("unknown".into(), 0)
             ]

@@ -11,6 +11,8 @@ pub enum ApiError {
     MalformedJson(String),
     /// Fields or query parameters are invalid.
     Validation(Vec<FieldError>),
+    /// A well-formed destination (a webhook URL) that the platform may not call.
+    DestinationNotAllowed(Vec<FieldError>),
     /// No usable credentials. `presented` tells whether any were sent (RFC 6750 §3.1).
     Unauthorized {
         /// Whether the request carried an `Authorization` header at all.
@@ -43,6 +45,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::MalformedJson(_) | ApiError::Validation(_) => 400,
+            ApiError::DestinationNotAllowed(_) => 422,
             ApiError::Unauthorized { .. } => 401,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
@@ -59,6 +62,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => ProblemType::MalformedJson,
             ApiError::Validation(_) => ProblemType::Validation,
+            ApiError::DestinationNotAllowed(_) => ProblemType::DestinationNotAllowed,
             ApiError::Unauthorized { .. } => ProblemType::Unauthorized,
             ApiError::NotFound(_) => ProblemType::NotFound,
             ApiError::MethodNotAllowed(_) => ProblemType::MethodNotAllowed,
@@ -76,7 +80,7 @@ impl ApiError {
         let status = self.status();
         let (problem, headers) = match self {
             ApiError::MalformedJson(detail) => (Problem::new(kind, detail), vec![]),
-            ApiError::Validation(errors) => {
+            ApiError::Validation(errors) | ApiError::DestinationNotAllowed(errors) => {
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
                 let detail = format!("Invalid input: {}.", fields.join(", "));
                 (Problem::new(kind, detail).with_errors(errors), vec![])

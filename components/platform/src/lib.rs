@@ -21,6 +21,7 @@ pub mod claims;
 pub mod db;
 pub mod error;
 pub mod jobs;
+pub mod messages;
 pub mod migrations;
 pub mod outbound;
 pub mod overrides;

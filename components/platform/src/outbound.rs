@@ -58,7 +58,11 @@ impl Origin {
     }
 
     fn scheme(&self) -> Scheme {
-        if self.https { Scheme::Https } else { Scheme::Http }
+        if self.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
     }
 }
 
@@ -150,8 +154,7 @@ fn send(
     if let Some(body) = body {
         entries.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
-    let fields = Fields::from_list(&entries)
-        .map_err(|e| not_sent(anyhow!("headers: {e:?}")))?;
+    let fields = Fields::from_list(&entries).map_err(|e| not_sent(anyhow!("headers: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let set = |ok: Result<(), ()>, what: &str| {
         ok.map_err(|()| Failure::NotSent(anyhow!("cannot set {what}")))
@@ -179,7 +182,11 @@ fn send(
     let deadline = monotonic_clock::now().saturating_add(REQUEST_DEADLINE_NS);
     let future = outgoing_handler::handle(request, Some(options)).map_err(|e| {
         let error = anyhow!("sending: {e:?}");
-        if never_sent(&e) { Failure::NotSent(error) } else { Failure::Unknown(error) }
+        if never_sent(&e) {
+            Failure::NotSent(error)
+        } else {
+            Failure::Unknown(error)
+        }
     })?;
     {
         let stream = outgoing_body
@@ -200,7 +207,11 @@ fn send(
         .map_err(|()| anyhow!("answer taken twice"))?
         .map_err(|e| {
             let error = anyhow!("no answer: {e:?}");
-            if never_sent(&e) { Failure::NotSent(error) } else { Failure::Unknown(error) }
+            if never_sent(&e) {
+                Failure::NotSent(error)
+            } else {
+                Failure::Unknown(error)
+            }
         })?;
     let status = response.status();
     let incoming = response
@@ -221,7 +232,9 @@ fn send(
             }
             Err(wasi::io::streams::StreamError::Closed) => break,
             Err(e) => {
-                return Err(anyhow!("reading the answer: {e:?}").context("answer").into());
+                return Err(anyhow!("reading the answer: {e:?}")
+                    .context("answer")
+                    .into());
             }
         }
     }

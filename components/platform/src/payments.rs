@@ -9,7 +9,8 @@ use crate::db::{Record, Sql, instant, optional_instant, optional_text, rfc3339, 
 use crate::system;
 use anyhow::{Context, anyhow};
 use mio_shared::attempt::{Attempt, Effect, Ledger, SentRequest, settled_ledger};
-use mio_shared::charge::{ActivityEntry, LedgerOutcome, Step};
+use mio_shared::charge::{ActivityEntry, ActivityStatus, LedgerOutcome, Step};
+use mio_shared::rules::Automation;
 use mio_shared::{ActivityId, JobStatus, Timestamp};
 use spin_sdk::sqlite::Value;
 
@@ -81,7 +82,7 @@ const RECOMPUTE_PAID: &str = "UPDATE bookings SET paid_cents = \
 
 const INSERT_ACTIVITY: &str = "INSERT INTO activity (id, account_id, customer_id, booking_id, \
      job_id, automation, status, occurred_at, summary, details_json, dedupe_key) \
-     VALUES (?1, ?2, ?3, ?4, ?5, 'payment', ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?11, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING";
 
 // From a tick: only while it still holds the job's lease.
 const SETTLE_LEASED_JOB: &str = "UPDATE automation_jobs SET status = ?3, next_attempt_at = ?4, \
@@ -334,35 +335,30 @@ fn settle(
     from_webhook: bool,
     now: Timestamp,
 ) -> anyhow::Result<()> {
-    let status = text(step.job_status.as_str());
-    let next = optional_instant(step.next_attempt_at);
-    let error = optional_text(step.last_error.as_deref());
-    match (actor, from_webhook) {
-        (Actor::Tick(owner), false) => db.execute(
-            SETTLE_LEASED_JOB,
-            &[
-                text(&job.id),
-                text(owner),
-                status,
-                next,
-                error,
-                rfc3339(now),
-            ],
-        ),
-        (_, _) => db.execute(
-            SETTLE_FROM_WEBHOOK,
-            &[
-                text(&job.id),
-                status,
-                next,
-                error,
-                rfc3339(now),
-                text(&job.account_id),
-                Value::Integer(i64::from(number)),
-                Value::Integer(i64::from(step.job_status == JobStatus::Succeeded)),
-            ],
-        ),
+    if let (Actor::Tick(owner), false) = (actor, from_webhook) {
+        return settle_leased(
+            db,
+            job,
+            owner,
+            step.job_status,
+            step.next_attempt_at,
+            step.last_error.as_deref(),
+            now,
+        );
     }
+    db.execute(
+        SETTLE_FROM_WEBHOOK,
+        &[
+            text(&job.id),
+            text(step.job_status.as_str()),
+            optional_instant(step.next_attempt_at),
+            optional_text(step.last_error.as_deref()),
+            rfc3339(now),
+            text(&job.account_id),
+            Value::Integer(i64::from(number)),
+            Value::Integer(i64::from(step.job_status == JobStatus::Succeeded)),
+        ],
+    )
     .context("settling a job")?;
     Ok(())
 }
@@ -372,6 +368,42 @@ pub fn store_activity(
     db: &impl Sql,
     job: &JobRef,
     entry: &ActivityEntry,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    store_entry(
+        db,
+        job,
+        &Entry {
+            automation: Automation::Payment,
+            status: entry.status,
+            summary: &entry.summary,
+            details_json: &serde_json::to_string(&entry.details)?,
+            dedupe_key: &entry.dedupe_key,
+        },
+        now,
+    )
+}
+
+/// One activity entry of any automation.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Payment or feedback.
+    pub automation: Automation,
+    /// How it reads.
+    pub status: ActivityStatus,
+    /// One sentence.
+    pub summary: &'a str,
+    /// `details`, as JSON text.
+    pub details_json: &'a str,
+    /// Writing the same key twice stores it once.
+    pub dedupe_key: &'a str,
+}
+
+/// Stores `entry` for `job` (once per dedupe key).
+pub fn store_entry(
+    db: &impl Sql,
+    job: &JobRef,
+    entry: &Entry<'_>,
     now: Timestamp,
 ) -> anyhow::Result<()> {
     let id = ActivityId::from_random(&system::random_bytes()?);
@@ -385,12 +417,38 @@ pub fn store_activity(
             text(&job.id),
             text(entry.status.as_str()),
             instant(now),
-            text(&entry.summary),
-            text(&serde_json::to_string(&entry.details)?),
-            text(&entry.dedupe_key),
+            text(entry.summary),
+            text(entry.details_json),
+            text(entry.dedupe_key),
+            text(entry.automation.as_str()),
         ],
     )
     .context("writing an activity entry")?;
+    Ok(())
+}
+
+/// Ends a tick's run of `job`: its next state, while `owner` still holds the lease.
+pub fn settle_leased(
+    db: &impl Sql,
+    job: &JobRef,
+    owner: &str,
+    status: JobStatus,
+    next_attempt_at: Option<Timestamp>,
+    last_error: Option<&str>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    db.execute(
+        SETTLE_LEASED_JOB,
+        &[
+            text(&job.id),
+            text(owner),
+            text(status.as_str()),
+            optional_instant(next_attempt_at),
+            optional_text(last_error),
+            rfc3339(now),
+        ],
+    )
+    .context("settling a job")?;
     Ok(())
 }
 

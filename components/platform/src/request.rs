@@ -16,6 +16,8 @@ pub enum Media {
     Json,
     /// `text/csv`, UTF-8 (RFC 4180).
     Csv,
+    /// `application/x-www-form-urlencoded` (what an HTML form posts), UTF-8.
+    Form,
 }
 
 /// The parts of a request read before deciding anything; the body stays unread until needed.
@@ -63,6 +65,18 @@ impl Incoming {
         }
     }
 
+    /// Which of `accepted` the body's declared media type is, if exactly one `Content-Type` was
+    /// sent and it is one of them.
+    pub fn media(&self, accepted: &[Media]) -> Option<Media> {
+        match self.content_type.as_slice() {
+            [content_type] => accepted
+                .iter()
+                .copied()
+                .find(|media| media.matches(content_type)),
+            _ => None,
+        }
+    }
+
     /// The body, once its media type is JSON and its size is within [`MAX_BODY_BYTES`].
     pub async fn json_body(self) -> Result<Vec<u8>, ApiError> {
         self.body(&[Media::Json], MAX_BODY_BYTES)
@@ -80,17 +94,12 @@ impl Incoming {
         accepted: &[Media],
         max_bytes: usize,
     ) -> Result<(Media, Vec<u8>), ApiError> {
-        let media = match self.content_type.as_slice() {
-            [content_type] => accepted
-                .iter()
-                .copied()
-                .find(|media| media.matches(content_type)),
-            _ => None,
-        };
-        let Some(media) = media else {
+        let Some(media) = self.media(accepted) else {
             return Err(ApiError::UnsupportedMediaType(
                 if accepted.contains(&Media::Csv) {
                     "application/json` or `text/csv"
+                } else if accepted.contains(&Media::Form) {
+                    "application/x-www-form-urlencoded` or `application/json"
                 } else {
                     "application/json"
                 },
@@ -117,6 +126,7 @@ impl Media {
         match self {
             Media::Json => is_json(content_type),
             Media::Csv => is_csv(content_type),
+            Media::Form => is_form(content_type),
         }
     }
 }
@@ -135,6 +145,12 @@ pub fn is_json(content_type: &str) -> bool {
 /// parameters such as `header=present` are ignored).
 pub fn is_csv(content_type: &str) -> bool {
     has_essence(content_type, &["text/csv"])
+}
+
+/// Whether a `Content-Type` is an HTML form's `application/x-www-form-urlencoded` in UTF-8 (no
+/// charset or `charset=utf-8`).
+pub fn is_form(content_type: &str) -> bool {
+    has_essence(content_type, &["application/x-www-form-urlencoded"])
 }
 
 fn has_essence(content_type: &str, essences: &[&str]) -> bool {
@@ -201,6 +217,16 @@ mod tests {
         assert!(declared("99999999999999999999999"));
         assert!(!declared("12"));
         assert!(!declared_too_large(&[], MAX_BODY_BYTES));
+    }
+
+    #[test]
+    fn html_forms_are_recognised_with_utf8_or_no_charset() {
+        assert!(is_form("application/x-www-form-urlencoded"));
+        assert!(is_form("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+        assert!(!is_form(
+            "application/x-www-form-urlencoded; charset=iso-8859-1"
+        ));
+        assert!(!is_form("multipart/form-data; boundary=x"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The `scheduled-tick` Spin component: every minute (cron), or on `POST /api/v1/internal/tick`
-//! for hosts without cron, it claims the due payment jobs and charges them through Stripe.
+//! for hosts without cron, it claims the due jobs: it charges payment jobs through Stripe and
+//! sends rating requests through the account's notification channels.
 //!
-//! A thin shell: whether to charge, how much, and what each Stripe answer means for the job and
-//! the activity log are decided by the core (`mio_shared::charge`, `mio_shared::stripe`); this
-//! component claims jobs (`mio_platform::claims`), loads the core's inputs, sends the Stripe
-//! requests and stores the answers. It does not plan jobs and does not run feedback jobs yet.
-//! This file is only the entry points; see `app` (HTTP) and `tick` (the run itself).
+//! A thin shell: whether to charge or ask, how much, and what each provider's answer means for
+//! the job and the activity log are decided by the core (`mio_shared::charge`,
+//! `mio_shared::stripe`, `mio_shared::feedback`, `mio_shared::message`); this component claims
+//! jobs (`mio_platform::claims`), loads the core's inputs, sends the requests and stores the
+//! answers. It does not plan jobs. This file is only the entry points; see `app` (HTTP), `tick`
+//! (the run itself) and `feedback` (one rating request).
 
 mod app;
+mod feedback;
 mod lease;
 mod storage;
 mod tick;

@@ -1,4 +1,4 @@
-//! One tick: claim due payment jobs in batches and run each one within a time budget well under
+//! One tick: claim due jobs (payments and rating requests) in batches and run each one within a time budget well under
 //! the job's lease. A run is a short loop around the core's state machine
 //! (`mio_shared::attempt`): load the attempt, hand it the tick's re-check, carry out the effects
 //! (at most one Stripe request per run), feed the answer back, store.
@@ -127,7 +127,11 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
                 break 'claims;
             }
             summary.claimed += 1;
-            match run_job(&db, &mut stripe, owner, job) {
+            let result = match job.automation {
+                Automation::Payment => run_job(&db, &mut stripe, owner, job),
+                Automation::Feedback => crate::feedback::run_job(&db, owner, job),
+            };
+            match result {
                 Ok(status) => summary.count(status),
                 Err(error) => {
                     // Left leased: it is claimed again once the lease expires, a bounded

@@ -110,10 +110,7 @@ fn a_webhook_signature_matches_the_standard_webhooks_reference_example() {
         r#"{"test": 2432232314}"#,
     )
     .expect("valid secret");
-    assert_eq!(
-        signature,
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    );
+    assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
 
 #[test]
@@ -124,7 +121,10 @@ fn webhook_secrets_must_be_whsec_and_base64_of_a_real_key() {
     assert!(webhook_key("whsec_c2hvcnQ=").is_err());
     let fresh = new_webhook_secret(&[9; 32]);
     assert_eq!(webhook_key(&fresh).expect("valid").len(), 32);
-    assert_eq!(mask_secret(&fresh), format!("whsec_…{}", &fresh[fresh.len() - 4..]));
+    assert_eq!(
+        mask_secret(&fresh),
+        format!("whsec_…{}", &fresh[fresh.len() - 4..])
+    );
 }
 
 fn recipient() -> Recipient {
@@ -169,10 +169,16 @@ fn the_wire_requests_carry_the_link_and_each_providers_fields() {
     assert_eq!(body["to"], json!(["ada@example.com"]));
     assert_eq!(body["reply_to"], json!(["owner@sparkle.example"]));
     assert!(body["text"].as_str().expect("text").contains(link));
-    assert!(body["html"].as_str().expect("html").contains("Sparkle &amp; Co"));
-    assert!(wire
-        .headers
-        .contains(&("idempotency-key".to_owned(), "msg_1".to_owned())));
+    assert!(
+        body["html"]
+            .as_str()
+            .expect("html")
+            .contains("Sparkle &amp; Co")
+    );
+    assert!(
+        wire.headers
+            .contains(&("idempotency-key".to_owned(), "msg_1".to_owned()))
+    );
     // The stored message holds no link, and the same message builds the same bytes again.
     assert!(!serde_json::to_string(&email).expect("json").contains(link));
     assert_eq!(
@@ -236,7 +242,12 @@ fn an_interrupted_sms_is_never_sent_again() {
     // The run dies here; the next run finds it in flight.
     assert_eq!(send.start(now.plus_minutes(3)), Step::Done);
     assert_eq!(send.status, Status::Failed);
-    assert!(send.error.as_deref().expect("reason").contains("may have been delivered"));
+    assert!(
+        send.error
+            .as_deref()
+            .expect("reason")
+            .contains("may have been delivered")
+    );
 }
 
 #[test]
@@ -327,7 +338,11 @@ impl Provider {
 }
 
 fn arb_channel() -> impl Strategy<Value = Channel> {
-    prop_oneof![Just(Channel::Email), Just(Channel::Sms), Just(Channel::Webhook)]
+    prop_oneof![
+        Just(Channel::Email),
+        Just(Channel::Sms),
+        Just(Channel::Webhook)
+    ]
 }
 
 proptest! {

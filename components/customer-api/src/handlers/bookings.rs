@@ -33,6 +33,7 @@ const READ_ONLY_BOOKING_FIELDS: &[&str] = &[
     "balance_due_cents",
     "completed_at",
     "cancelled_at",
+    "rating",
     "created_at",
     "updated_at",
 ];

@@ -62,6 +62,12 @@ pub fn import(
     let rows = match media {
         Media::Csv => csv_rows(body)?,
         Media::Json => json_rows(body)?,
+        // The route accepts only the two above (`app` asks `Incoming::body` for them).
+        Media::Form => {
+            return Err(ApiError::UnsupportedMediaType(
+                "application/json` or `text/csv",
+            ));
+        }
     };
     let report = store(db, account.id.as_str(), rows, now)?;
     Ok(response::json(200, &report, &[])?)

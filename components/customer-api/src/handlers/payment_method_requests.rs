@@ -6,9 +6,16 @@
 //! with the same key, so one API call makes one Stripe customer and one session. The request is
 //! stored only once Stripe made the session: a 502 leaves nothing behind but, at most, the
 //! customer's link to the Stripe customer Stripe did create.
+//!
+//! With `"send": true` the link also goes to the customer, on the first channel of the account
+//! that reaches them (e-mail, SMS, then the signed webhook), checked before anything is made:
+//! without one the answer is 409 with the reason. The message is one per request, sent through
+//! the same send machine as rating requests; a try that must wait (a provider's 429 or 5xx) is
+//! tried again when the same call is retried with the same `Idempotency-Key`.
 
 use crate::storage::payment_method_requests::{self as requests, StoredRequest};
 use crate::storage::{self, Sql};
+use mio_platform::messages::{self, ProviderConfig, SendContext};
 use mio_platform::settings::load_settings;
 use mio_platform::stripe_http::Stripe;
 use mio_platform::{ApiError, response, system};
@@ -16,7 +23,9 @@ use mio_shared::attempt::Reply;
 use mio_shared::card_request::{
     self, CHECKOUT_SESSIONS_PATH, CUSTOMERS_PATH, RequestBody, Session, status,
 };
-use mio_shared::{Account, CustomerId, ListQuery, Page, Timestamp, json};
+use mio_shared::message::{self, Channel, Purpose, Recipient};
+use mio_shared::notify::{ChannelSettings, Contact, link_destination};
+use mio_shared::{Account, Customer, CustomerId, ListQuery, Page, Timestamp, json};
 use serde_json::json as value;
 use spin_sdk::http::Response;
 
@@ -41,21 +50,18 @@ pub fn create(
     let settings = load_settings(db, account_id)?
         .ok_or_else(|| anyhow::anyhow!("the signed-in account has no row"))?;
     let stripe_account = super::payment_methods::connected_account(&settings)?;
-    if body.send == Some(true) {
-        return Err(ApiError::Conflict(
-            "No notification channel can send the link yet: create the request without \
-             `send` and share its url with the customer."
-                .into(),
-        ));
-    }
+    let sending = match body.send {
+        Some(true) => Some(destination(db, account_id, &customer)?),
+        _ => None,
+    };
     let (success_url, cancel_url) = pages(body.return_url.as_deref())?;
     let request_id =
         card_request::request_id(account_id, idempotency_key, &system::random_bytes()?);
     if let Some(existing) = requests::find(db, account_id, id.as_str(), &request_id)? {
-        return answer(201, &existing, now);
+        return finish(db, account, &customer, existing, sending.as_ref(), now);
     }
     let stripe = Stripe::from_variables()?;
-    let stripe_customer = match customer.stripe_customer_id {
+    let stripe_customer = match customer.stripe_customer_id.clone() {
         Some(linked) => linked,
         None => {
             let form = card_request::customer_form(
@@ -96,6 +102,74 @@ pub fn create(
     requests::insert(db, account_id, id.as_str(), &request_id, &session, now)?;
     let stored = requests::find(db, account_id, id.as_str(), &request_id)?
         .ok_or_else(|| anyhow::anyhow!("a stored request vanished"))?;
+    finish(db, account, &customer, stored, sending.as_ref(), now)
+}
+
+/// The account's channels and where the link would go, or 409 with why it cannot be sent.
+fn destination(
+    db: &impl Sql,
+    account_id: &str,
+    customer: &Customer,
+) -> Result<(ChannelSettings, Channel, String), ApiError> {
+    let channels = messages::load_settings(db, account_id)?;
+    let contact = Contact {
+        email: customer.email.as_deref(),
+        phone: customer.phone.as_deref(),
+        notifications: customer.notifications,
+    };
+    match link_destination(&channels, &contact) {
+        Ok((channel, to)) => Ok((channels, channel, to)),
+        Err(reason) => Err(ApiError::Conflict(format!(
+            "The link cannot be sent: {reason}. Nothing was created; create the request \
+             without `send` to share its url yourself."
+        ))),
+    }
+}
+
+/// Sends the link when asked (once per request: a retried call drives the same message), then
+/// answers with the request as stored.
+fn finish(
+    db: &impl Sql,
+    account: &Account,
+    customer: &Customer,
+    request: StoredRequest,
+    sending: Option<&(ChannelSettings, Channel, String)>,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
+    let Some((channels, channel, to)) = sending else {
+        return answer(201, &request, now);
+    };
+    let account_id = account.id.as_str();
+    let customer_id = customer.id.as_str();
+    let recipient = Recipient {
+        customer_id: customer_id.to_owned(),
+        name: customer.name.clone(),
+        email: customer.email.clone(),
+        phone: customer.phone.clone(),
+    };
+    let reply_to = channels.email.as_ref().and_then(|e| e.reply_to.as_deref());
+    let built = message::build(
+        *channel,
+        to,
+        &Purpose::PaymentMethod,
+        &account.name,
+        &recipient,
+        reply_to,
+        now,
+    );
+    messages::plan(db, account_id, customer_id, &request.id, &built, now)?;
+    let config = ProviderConfig::from_variables();
+    let context = SendContext {
+        account_id,
+        link: &request.url,
+        config: &config,
+        webhook_secret: channels.webhook.as_ref().map(|w| w.secret.as_str()),
+    };
+    for stored in messages::load(db, account_id, &request.id)? {
+        messages::drive(db, stored, &context)?;
+    }
+    let stored = requests::find(db, account_id, customer_id, &request.id)?
+        .ok_or_else(|| anyhow::anyhow!("a stored request vanished"))?;
     answer(201, &stored, now)
 }
 
@@ -128,8 +202,13 @@ fn view(request: &StoredRequest, now: Timestamp) -> serde_json::Value {
         "expires_at": request.expires_at,
         "status": status(&request.status, request.expires_at, now),
         "created_at": request.created_at,
-        "sent_at": null,
-        "channel": null,
+        "sent_at": request.delivery.as_ref().and_then(|d| d.sent_at),
+        "channel": request.delivery.as_ref().map(|d| d.channel.as_str()),
+        "provider_message_id": request.delivery.as_ref().and_then(|d| d.provider_message_id.as_deref()),
+        "delivery": request.delivery.as_ref().map(|d| value!({
+            "status": d.status,
+            "error": d.error,
+        })),
     })
 }
 

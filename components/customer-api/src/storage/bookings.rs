@@ -5,8 +5,9 @@ use anyhow::{Context, anyhow};
 use mio_platform::db::{Record, Sql, instant, optional_instant, optional_text, rfc3339, text};
 use mio_platform::jobs::{BULK_ROWS, values_placeholders};
 use mio_shared::booking::BookingStatus;
+use mio_shared::feedback_answer::{Rating, Received};
 use mio_shared::{BookingId, Cursor, CustomerId, Limit, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spin_sdk::sqlite::Value;
 
 /// A booking as the API shows it.
@@ -39,6 +40,8 @@ pub struct Booking {
     pub completed_at: Option<Timestamp>,
     /// When it was cancelled.
     pub cancelled_at: Option<Timestamp>,
+    /// The customer's rating of the visit, once received through its feedback link.
+    pub rating: Option<Received>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -104,10 +107,16 @@ pub struct BookingFilter {
     pub cursor: Option<Cursor>,
 }
 
+// The rating comes with every statement that reads or returns a booking (a subquery on the
+// unique `booking_id`, since `RETURNING` cannot join), so it costs no statement of its own.
 macro_rules! booking_columns {
     () => {
         "seq, id, customer_id, series_id, service_type, start_at, end_at, amount_cents, \
-         paid_cents, currency, status, completed_at, cancelled_at, created_at, updated_at"
+         paid_cents, currency, status, completed_at, cancelled_at, created_at, updated_at, \
+         (SELECT json_object('rating', f.rating, 'comment', f.comment, \
+                             'received_at', f.received_at) \
+          FROM feedback_requests f WHERE f.booking_id = bookings.id \
+            AND f.account_id = bookings.account_id AND f.rating IS NOT NULL) AS rating_json"
     };
 }
 
@@ -398,7 +407,29 @@ fn booking_from(row: &Record<'_>) -> anyhow::Result<Booking> {
         balance_due_cents: amount_cents.saturating_sub(paid_cents).max(0),
         completed_at: row.optional_instant("completed_at")?,
         cancelled_at: row.optional_instant("cancelled_at")?,
+        rating: row
+            .optional_text("rating_json")?
+            .map(|json| rating_from(&json))
+            .transpose()?,
         created_at: row.timestamp("created_at")?,
         updated_at: row.timestamp("updated_at")?,
+    })
+}
+
+/// Reads the `rating_json` column: `{"rating", "comment", "received_at" (Unix ms)}`.
+fn rating_from(json: &str) -> anyhow::Result<Received> {
+    #[derive(Deserialize)]
+    struct Stored {
+        rating: i64,
+        comment: Option<String>,
+        received_at: i64,
+    }
+    let stored: Stored = serde_json::from_str(json).context("a booking's rating_json")?;
+    Ok(Received {
+        rating: Rating::from_number(stored.rating)
+            .ok_or_else(|| anyhow!("stored rating {} is not 1 to 5", stored.rating))?,
+        comment: stored.comment,
+        received_at: Timestamp::from_unix_millis(stored.received_at)
+            .ok_or_else(|| anyhow!("stored received_at {} is out of range", stored.received_at))?,
     })
 }

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod bookings;
 pub mod customers;
+pub mod feedback;
 pub mod payment_method_requests;
 pub mod payment_methods;
 

@@ -20,19 +20,45 @@ pub struct StoredRequest {
     pub expires_at: Timestamp,
     /// When it was made.
     pub created_at: Timestamp,
+    /// Its message to the customer, when it was sent (`send: true`).
+    pub delivery: Option<Delivery>,
+}
+
+/// The link's message, as the request shows it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `email`, `sms` or `webhook`.
+    pub channel: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// When the provider accepted it.
+    pub sent_at: Option<Timestamp>,
+    /// The provider's id of it.
+    pub provider_message_id: Option<String>,
+    /// Why it failed or waits.
+    pub error: Option<String>,
 }
 
 const INSERT_REQUEST: &str = "INSERT INTO payment_method_requests (id, account_id, customer_id, \
      session_id, url, status, expires_at, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7) ON CONFLICT (id) DO NOTHING";
 
-const SELECT_REQUEST: &str = "SELECT id, url, status, expires_at, created_at \
-     FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 AND id = ?3";
+// A request has at most one message (one channel); its columns are NULL when it has none.
+const DELIVERY_COLUMNS: &str = "m.channel AS delivery_channel, m.status AS delivery_status, \
+     CASE WHEN m.status = 'delivered' THEN m.updated_at END AS delivery_sent_at, \
+     m.provider_message_id AS delivery_provider_id, m.error AS delivery_error";
+
+const SELECT_REQUEST: &str = "SELECT r.id, r.url, r.status, r.expires_at, r.created_at, \
+     {delivery} FROM payment_method_requests r \
+     LEFT JOIN messages m ON m.subject_id = r.id AND m.account_id = r.account_id \
+     WHERE r.account_id = ?1 AND r.customer_id = ?2 AND r.id = ?3";
 
 // Newest first, before ?3 (a cursor's seq) when given; ?4 = how many.
-const LIST_REQUESTS: &str = "SELECT seq, id, url, status, expires_at, created_at \
-     FROM payment_method_requests WHERE account_id = ?1 AND customer_id = ?2 \
-     AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4";
+const LIST_REQUESTS: &str = "SELECT r.seq, r.id, r.url, r.status, r.expires_at, r.created_at, \
+     {delivery} FROM payment_method_requests r \
+     LEFT JOIN messages m ON m.subject_id = r.id AND m.account_id = r.account_id \
+     WHERE r.account_id = ?1 AND r.customer_id = ?2 \
+     AND (?3 IS NULL OR r.seq < ?3) ORDER BY r.seq DESC LIMIT ?4";
 
 // Only a customer without a Stripe customer gets one: a concurrent link wins.
 const LINK_STRIPE_CUSTOMER: &str = "UPDATE customers SET stripe_customer_id = ?3, updated_at = ?4 \
@@ -45,6 +71,16 @@ fn from_row(row: &Record<'_>) -> anyhow::Result<StoredRequest> {
         status: row.text("status")?,
         expires_at: row.instant("expires_at")?,
         created_at: row.instant("created_at")?,
+        delivery: match row.optional_text("delivery_channel")? {
+            None => None,
+            Some(channel) => Some(Delivery {
+                channel,
+                status: row.text("delivery_status")?,
+                sent_at: row.optional_instant("delivery_sent_at")?,
+                provider_message_id: row.optional_text("delivery_provider_id")?,
+                error: row.optional_text("delivery_error")?,
+            }),
+        },
     })
 }
 
@@ -57,7 +93,7 @@ pub fn find(
 ) -> anyhow::Result<Option<StoredRequest>> {
     let result = db
         .execute(
-            SELECT_REQUEST,
+            &SELECT_REQUEST.replace("{delivery}", DELIVERY_COLUMNS),
             &[text(account_id), text(customer_id), text(id)],
         )
         .context("reading a payment-method request")?;
@@ -77,7 +113,7 @@ pub fn list(
     let before = query.cursor.map(Cursor::after_seq);
     let result = db
         .execute(
-            LIST_REQUESTS,
+            &LIST_REQUESTS.replace("{delivery}", DELIVERY_COLUMNS),
             &[
                 text(account_id),
                 text(customer_id),

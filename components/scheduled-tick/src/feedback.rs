@@ -1,0 +1,233 @@
+//! One run of a feedback job: the core re-checks (booking, decision now, staleness), picks the
+//! channels the customer can be reached on, and each channel's message is planned once and
+//! driven one step by the core's send machine. The run ends as the core's report says.
+
+use anyhow::{Context, anyhow};
+use mio_platform::claims::ClaimedJob;
+use mio_platform::db::{Record, Sql, instant, text};
+use mio_platform::messages::{self, ProviderConfig, SendContext};
+use mio_platform::overrides::load_overrides;
+use mio_platform::payments::{self, Entry, JobRef};
+use mio_platform::settings::load_settings;
+use mio_platform::system;
+use mio_shared::feedback::{self, LINK_VALID_DAYS, MIN_SECRET_LEN};
+use mio_shared::feedback_run::{self, Report, RunCheck};
+use mio_shared::message::{self, Purpose, Recipient};
+use mio_shared::notify::{Contact, destinations};
+use mio_shared::rules::{Automation, ServiceType, resolve};
+use mio_shared::{BookingStatus, JobStatus, Notifications, Timestamp};
+
+/// What a rating request needs to know of the booking, customer and account.
+struct Facts {
+    booking_status: BookingStatus,
+    service_type: String,
+    start_at: Timestamp,
+    business: String,
+    timezone: String,
+    recipient: Recipient,
+    notifications: Notifications,
+}
+
+const SELECT_FACTS: &str = "SELECT b.status, b.service_type, b.start_at, \
+     c.id IS NULL AS customer_gone, c.name, c.email, c.phone, c.notify_email, c.notify_sms, \
+     a.name AS business, a.timezone \
+     FROM bookings b JOIN accounts a ON a.id = b.account_id \
+     LEFT JOIN customers c ON c.id = b.customer_id AND c.account_id = b.account_id \
+     WHERE b.account_id = ?1 AND b.id = ?2";
+
+const INSERT_LINK: &str = "INSERT INTO feedback_requests (token_hash, account_id, customer_id, \
+     booking_id, job_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT DO NOTHING";
+
+fn load_facts(db: &impl Sql, job: &ClaimedJob) -> anyhow::Result<Option<Facts>> {
+    let result = db
+        .execute(
+            SELECT_FACTS,
+            &[text(&job.account_id), text(&job.booking_id)],
+        )
+        .context("reading the booking to ask about")?;
+    let Some(row) = Record::all(&result).next() else {
+        return Ok(None);
+    };
+    if row.boolean("customer_gone")? {
+        return Ok(None);
+    }
+    let status = row.text("status")?;
+    Ok(Some(Facts {
+        booking_status: BookingStatus::parse(&status)
+            .ok_or_else(|| anyhow!("stored booking status {status:?}"))?,
+        service_type: row.text("service_type")?,
+        start_at: row.instant("start_at")?,
+        business: row.text("business")?,
+        timezone: row.text("timezone")?,
+        recipient: Recipient {
+            customer_id: job.customer_id.clone(),
+            name: row.text("name")?,
+            email: row.optional_text("email")?,
+            phone: row.optional_text("phone")?,
+        },
+        notifications: Notifications {
+            email: row.boolean("notify_email")?,
+            sms: row.boolean("notify_sms")?,
+        },
+    }))
+}
+
+/// Runs feedback job `job` for tick `owner`; returns the job's status after it.
+pub fn run_job(db: &impl Sql, owner: &str, job: &ClaimedJob) -> anyhow::Result<JobStatus> {
+    let now = system::now()?;
+    let job_ref = JobRef {
+        id: job.id.clone(),
+        account_id: job.account_id.clone(),
+        customer_id: job.customer_id.clone(),
+        booking_id: job.booking_id.clone(),
+        attempt: job.attempt,
+        status: JobStatus::Running,
+        late: job.late,
+    };
+    let report = decide_and_send(db, job, now)?;
+    payments::store_entry(
+        db,
+        &job_ref,
+        &Entry {
+            automation: Automation::Feedback,
+            status: report.activity,
+            summary: &report.summary,
+            details_json: &report.details.to_string(),
+            dedupe_key: &report.dedupe_key,
+        },
+        system::now()?,
+    )?;
+    let last_error = (report.job_status != JobStatus::Succeeded).then_some(&report.summary);
+    payments::settle_leased(
+        db,
+        &job_ref,
+        owner,
+        report.job_status,
+        report.next_attempt_at,
+        last_error.map(String::as_str),
+        system::now()?,
+    )?;
+    Ok(report.job_status)
+}
+
+fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Report> {
+    let facts = load_facts(db, job)?;
+    let settings = load_settings(db, &job.account_id)?;
+    let rules = settings.as_ref().and_then(|s| s.rules.as_ref());
+    let overrides = load_overrides(db, &job.account_id, &job.customer_id)?;
+    let service_type = facts
+        .as_ref()
+        .and_then(|f| ServiceType::parse(&f.service_type));
+    let decision = resolve(
+        Automation::Feedback,
+        rules,
+        overrides.feedback.as_ref(),
+        service_type.as_ref(),
+    );
+    let check = RunCheck {
+        booking_status: facts.as_ref().map(|f| f.booking_status),
+        decision: &decision,
+        due_at: job.due_at,
+        stale_after: rules.map(|r| r.feedback.stale_after),
+        now,
+    };
+    if let Err(reason) = feedback_run::precheck(&check) {
+        return Ok(feedback_run::not_sent(&job.id, &reason, false));
+    }
+    let Some(facts) = facts else {
+        return Ok(feedback_run::not_sent(
+            &job.id,
+            "the booking no longer exists",
+            false,
+        ));
+    };
+    let channels = messages::load_settings(db, &job.account_id)?;
+    let contact = Contact {
+        email: facts.recipient.email.as_deref(),
+        phone: facts.recipient.phone.as_deref(),
+        notifications: facts.notifications,
+    };
+    let wanted = match destinations(&channels, &contact) {
+        Ok(wanted) => wanted,
+        Err(reason) => return Ok(feedback_run::not_sent(&job.id, &reason, false)),
+    };
+    let (base, secret) = match link_settings() {
+        Ok(found) => found,
+        Err(reason) => return Ok(feedback_run::not_sent(&job.id, &reason, true)),
+    };
+    let token = feedback::link_token(secret.as_bytes(), &job.id);
+    let link = format!("{}/feedback/{token}", base.trim_end_matches('/'));
+    db.execute(
+        INSERT_LINK,
+        &[
+            text(&feedback::token_hash(&token)),
+            text(&job.account_id),
+            text(&job.customer_id),
+            text(&job.booking_id),
+            text(&job.id),
+            instant(now.plus_minutes(LINK_VALID_DAYS * 24 * 60)),
+            instant(now),
+        ],
+    )
+    .context("storing the rating link")?;
+    let purpose = Purpose::Feedback {
+        booking_id: job.booking_id.clone(),
+        service_type: facts.service_type.replace('_', " "),
+        start_at: facts.start_at,
+        local_date: message::local_date(facts.start_at, &facts.timezone),
+    };
+    let reply_to = channels.email.as_ref().and_then(|e| e.reply_to.as_deref());
+    for (channel, to) in &wanted {
+        let built = message::build(
+            *channel,
+            to,
+            &purpose,
+            &facts.business,
+            &facts.recipient,
+            reply_to,
+            now,
+        );
+        messages::plan(db, &job.account_id, &job.customer_id, &job.id, &built, now)?;
+    }
+    let config = ProviderConfig::from_variables();
+    let context = SendContext {
+        account_id: &job.account_id,
+        link: &link,
+        config: &config,
+        webhook_secret: channels.webhook.as_ref().map(|w| w.secret.as_str()),
+    };
+    let mut sends = Vec::new();
+    for stored in messages::load(db, &job.account_id, &job.id)? {
+        // A channel the customer can no longer be reached on is left as it is.
+        if !wanted.iter().any(|(c, _)| *c == stored.message.channel) {
+            continue;
+        }
+        sends.push(messages::drive(db, stored, &context)?);
+    }
+    let view: Vec<_> = sends
+        .iter()
+        .map(|s| (s.message.channel, s.message.to.as_str(), &s.send))
+        .collect();
+    Ok(feedback_run::report(&job.id, &view))
+}
+
+/// The rating page's base URL and the link secret, or why a link cannot be made.
+fn link_settings() -> Result<(String, String), String> {
+    let base = spin_sdk::variables::get("public_base_url").unwrap_or_default();
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(
+            "the platform's public_base_url variable is not set, so there is no \
+                    rating page to link to"
+                .into(),
+        );
+    }
+    let secret = system::secret_variable("feedback_link_secret").unwrap_or_default();
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "the platform's feedback_link_secret variable is not set (at least \
+             {MIN_SECRET_LEN} characters)"
+        ));
+    }
+    Ok((base, secret))
+}

@@ -1,0 +1,741 @@
+//! The Service Feedback automation end to end: a completed booking's rating request goes out
+//! from the tick on every channel the account uses (e-mail through Resend, SMS through Twilio, a
+//! Standard Webhooks delivery), once, to local sinks that speak each provider's wire format;
+//! the reasons not to send; provider failures; and "add your card" links sent on request.
+
+use crate::tick::{Biz, now_millis, setup_with};
+use mio_tests::Options;
+use mio_tests::fake_notify::{FakeResend, FakeTwilio, WebhookSink, verify_standard_webhook};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SENDER_DOMAIN: &str = "mail.sparkle.example";
+const PUBLIC_BASE: &str = "https://mio.example";
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const CUSTOMER_EMAIL: &str = "ada@example.com";
+const CUSTOMER_PHONE: &str = "+1 (415) 555-0123";
+
+/// The shop of `tick::setup` with the three sinks wired in, feedback on (right after
+/// completion), payments off, and a customer with an e-mail address and a phone number.
+struct Shop {
+    biz: Biz,
+    resend: FakeResend,
+    twilio: FakeTwilio,
+    hook: WebhookSink,
+}
+
+async fn shop() -> Shop {
+    let resend = FakeResend::start().await;
+    resend.verify_domain(SENDER_DOMAIN);
+    let twilio = FakeTwilio::start().await;
+    let hook = WebhookSink::start().await;
+    let mut options = Options::default();
+    for (name, value) in [
+        ("PUBLIC_BASE_URL", PUBLIC_BASE.to_owned()),
+        ("FEEDBACK_LINK_SECRET", "k".repeat(40)),
+        ("EMAIL_API_BASE", resend.url()),
+        ("EMAIL_API_KEY", resend.api_key().to_owned()),
+        (
+            "EMAIL_FROM",
+            format!("Sparkle Cleaning <ratings@{SENDER_DOMAIN}>"),
+        ),
+        ("TWILIO_API_BASE", twilio.url()),
+        ("TWILIO_ACCOUNT_SID", twilio.account_sid().to_owned()),
+        ("TWILIO_AUTH_TOKEN", twilio.auth_token().to_owned()),
+        ("TWILIO_FROM", twilio.phone_number().to_owned()),
+        ("WEBHOOK_ALLOWED_ORIGIN", hook.url()),
+    ] {
+        options
+            .variables
+            .insert(format!("SPIN_VARIABLE_{name}"), value);
+    }
+    let biz = setup_with(options).await;
+    biz.ok(
+        Method::PUT,
+        "/api/v1/settings/automations",
+        json!({
+            "payment": {"enabled": false, "trigger": "before_start", "offset_minutes": 1440},
+            "feedback": {"enabled": true, "delay_minutes": 0}
+        }),
+    )
+    .await;
+    let (status, customer) = biz
+        .app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/customers/{}", biz.customer),
+            Some(&biz.token),
+            Some(json!({"name": "Ada Lovelace", "email": CUSTOMER_EMAIL, "phone": CUSTOMER_PHONE})),
+        )
+        .await;
+    assert_eq!(status, 200, "{customer}");
+    Shop {
+        biz,
+        resend,
+        twilio,
+        hook,
+    }
+}
+
+impl Shop {
+    async fn channels(&self, body: Value) -> Value {
+        let answer = self
+            .biz
+            .ok(Method::PUT, "/api/v1/settings/notifications", body)
+            .await;
+        self.documented(Method::PUT, "/api/v1/settings/notifications", 200, &answer)
+            .await;
+        answer
+    }
+
+    /// Asserts that the served OpenAPI document describes this answer.
+    async fn documented(&self, method: Method, template: &str, status: u16, body: &Value) {
+        let (_, doc) = self
+            .biz
+            .app
+            .call(Method::GET, "/api/v1/openapi.json", None, None)
+            .await;
+        mio_tests::assert_documented(&doc, &method, template, status, body);
+    }
+
+    async fn all_channels(&self) {
+        self.channels(json!({
+            "email": {"reply_to": "owner@sparkle.example"},
+            "sms": {},
+            "webhook": {"url": format!("{}/mio/events", self.hook.url()), "secret": WEBHOOK_SECRET}
+        }))
+        .await;
+    }
+
+    /// A booking that ended an hour ago, completed now: its rating request is due at once.
+    async fn completed_booking(&self) -> String {
+        let booking = self.biz.booking(-3).await;
+        let (status, answer) = self
+            .biz
+            .app
+            .call(
+                Method::POST,
+                &format!("/api/v1/bookings/{booking}/complete"),
+                Some(&self.biz.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        booking
+    }
+
+    async fn tick(&self) -> Value {
+        self.biz.tick().await
+    }
+
+    /// The feedback job of `booking`: status and attempts.
+    fn job(&self, booking: &str) -> (String, i64) {
+        self.biz
+            .db()
+            .query_row(
+                "SELECT status, attempts FROM automation_jobs \
+                 WHERE booking_id = ?1 AND automation = 'feedback'",
+                [booking],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("the booking's feedback job")
+    }
+
+    /// Makes the waiting job and its messages due now.
+    fn make_due(&self, booking: &str) {
+        self.biz.make_retry_due(booking);
+        self.biz.sql(
+            "UPDATE messages SET next_try_at = 0 WHERE subject_id IN \
+             (SELECT id FROM automation_jobs WHERE booking_id = ?1)",
+            &[booking],
+        );
+    }
+
+    fn feedback_activity(&self, booking: &str) -> Vec<(String, String, Value)> {
+        self.biz
+            .activity(booking)
+            .into_iter()
+            .filter(|(_, _, details)| details.get("channels").is_some())
+            .collect()
+    }
+
+    fn nothing_sent(&self) {
+        assert!(
+            self.resend.emails().is_empty(),
+            "{:?}",
+            self.resend.emails()
+        );
+        assert!(self.twilio.messages().is_empty());
+        assert!(self.hook.deliveries().is_empty());
+    }
+}
+
+fn link_in(text: &str) -> String {
+    let start = text
+        .find(&format!("{PUBLIC_BASE}/feedback/"))
+        .unwrap_or_else(|| panic!("no rating link in {text:?}"));
+    text[start..]
+        .split_whitespace()
+        .next()
+        .expect("the link")
+        .to_owned()
+}
+
+fn unix_now() -> i64 {
+    now_millis() / 1000
+}
+
+#[tokio::test]
+async fn a_completed_booking_gets_one_rating_request_on_each_channel() {
+    let shop = shop().await;
+    shop.all_channels().await;
+    let booking = shop.completed_booking().await;
+
+    let summary = shop.tick().await;
+    assert_eq!(summary["succeeded"], 1, "{summary}");
+
+    let emails = shop.resend.emails();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    let email = &emails[0];
+    assert_eq!(email.to, vec![CUSTOMER_EMAIL.to_owned()]);
+    assert_eq!(
+        email.from,
+        format!("Sparkle Cleaning <ratings@{SENDER_DOMAIN}>")
+    );
+    assert_eq!(email.reply_to, vec!["owner@sparkle.example".to_owned()]);
+    assert!(
+        email
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("msg_"))
+    );
+    let link = link_in(email.text.as_deref().expect("a text part"));
+    assert!(email.html.as_deref().expect("an html part").contains(&link));
+
+    let texts = shop.twilio.messages();
+    assert_eq!(texts.len(), 1);
+    assert_eq!(
+        texts[0].to, "+14155550123",
+        "stored as given, sent as E.164"
+    );
+    assert_eq!(texts[0].from.as_deref(), Some(shop.twilio.phone_number()));
+    assert_eq!(link_in(&texts[0].body), link, "one link per booking");
+
+    let deliveries = shop.hook.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let delivery = &deliveries[0];
+    assert_eq!(delivery.path, "/mio/events");
+    verify_standard_webhook(
+        WEBHOOK_SECRET,
+        &delivery.headers,
+        &delivery.body,
+        unix_now(),
+    )
+    .expect("the signature verifies with an independent implementation");
+    let event: Value = serde_json::from_slice(&delivery.body).expect("JSON");
+    assert_eq!(event["type"], "feedback.requested");
+    assert_eq!(event["data"]["url"], link.as_str());
+    assert_eq!(event["data"]["booking"]["id"], booking.as_str());
+    assert_eq!(event["data"]["customer"]["email"], CUSTOMER_EMAIL);
+    let mut tampered = delivery.body.to_vec();
+    tampered.extend_from_slice(b" ");
+    assert!(
+        verify_standard_webhook(WEBHOOK_SECRET, &delivery.headers, &tampered, unix_now()).is_err()
+    );
+
+    assert_eq!(shop.job(&booking).0, "succeeded");
+    let entries = shop.feedback_activity(&booking);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "success");
+    assert_eq!(
+        entries[0].1,
+        "Rating request sent by e-mail and SMS and webhook"
+    );
+    // Only the token's hash is stored; the link's token is not in the database.
+    let token = link.rsplit('/').next().expect("token");
+    let stored: i64 = shop
+        .biz
+        .db()
+        .query_row(
+            "SELECT count(*) FROM feedback_requests WHERE booking_id = ?1 AND token_hash <> ?2",
+            [booking.as_str(), token],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(stored, 1);
+
+    // Later ticks send nothing more.
+    shop.tick().await;
+    shop.tick().await;
+    assert_eq!(shop.resend.emails().len(), 1);
+    assert_eq!(shop.twilio.messages().len(), 1);
+    assert_eq!(shop.hook.deliveries().len(), 1);
+}
+
+#[tokio::test]
+async fn reasons_not_to_send_are_skipped_with_the_reason_and_send_nothing() {
+    let shop = shop().await;
+    shop.all_channels().await;
+
+    // The customer's override is off.
+    let (status, answer) = shop
+        .biz
+        .app
+        .call(
+            Method::PUT,
+            &format!(
+                "/api/v1/customers/{}/automations/feedback",
+                shop.biz.customer
+            ),
+            Some(&shop.biz.token),
+            Some(json!({"state": "disabled"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let off = shop.completed_booking().await;
+    // The job may not even be planned with the override off; if it is, it is skipped.
+    shop.tick().await;
+    let planned: i64 = shop
+        .biz
+        .db()
+        .query_row(
+            "SELECT count(*) FROM automation_jobs WHERE booking_id = ?1 \
+             AND automation = 'feedback' AND status NOT IN ('skipped', 'cancelled')",
+            [off.as_str()],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(planned, 0);
+    shop.nothing_sent();
+
+    // Planned while on, the override turned off before the run: skipped, saying why.
+    shop.biz
+        .app
+        .call(
+            Method::PUT,
+            &format!(
+                "/api/v1/customers/{}/automations/feedback",
+                shop.biz.customer
+            ),
+            Some(&shop.biz.token),
+            Some(json!({"state": "inherit"})),
+        )
+        .await;
+    let booking = shop.completed_booking().await;
+    shop.biz.sql(
+        "UPDATE customer_overrides SET state = 'disabled' WHERE customer_id = ?1 \
+         AND automation = 'feedback'",
+        &[&shop.biz.customer],
+    );
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "skipped");
+    let entries = shop.feedback_activity(&booking);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, "skipped");
+    assert!(
+        entries[0].1.contains("feedback automation disabled"),
+        "{}",
+        entries[0].1
+    );
+    shop.nothing_sent();
+}
+
+#[tokio::test]
+async fn opted_out_unreachable_and_stale_customers_get_nothing() {
+    let shop = shop().await;
+    shop.channels(json!({"email": {}, "sms": {}})).await;
+
+    let patch = |body: Value| {
+        let biz = &shop.biz;
+        async move {
+            let (status, answer) = biz
+                .app
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/customers/{}", biz.customer),
+                    Some(&biz.token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+
+    patch(json!({"notifications": {"email": false, "sms": false}})).await;
+    let opted_out = shop.completed_booking().await;
+    shop.tick().await;
+    assert_eq!(shop.job(&opted_out).0, "skipped");
+    assert_eq!(
+        shop.feedback_activity(&opted_out)[0].1,
+        "Rating request not sent: the customer has turned off e-mail and SMS notifications"
+    );
+
+    patch(json!({"notifications": {"email": true, "sms": true}, "email": null, "phone": null}))
+        .await;
+    let unreachable = shop.completed_booking().await;
+    shop.tick().await;
+    assert_eq!(shop.job(&unreachable).0, "skipped");
+    assert_eq!(
+        shop.feedback_activity(&unreachable)[0].1,
+        "Rating request not sent: the customer has no e-mail address and has no phone number"
+    );
+
+    patch(json!({"email": CUSTOMER_EMAIL})).await;
+    let stale = shop.completed_booking().await;
+    shop.biz.sql(
+        "UPDATE automation_jobs SET due_at = ?2 WHERE booking_id = ?1 AND automation = 'feedback'",
+        &[&stale, &(now_millis() - 8 * 24 * 3_600_000).to_string()],
+    );
+    shop.tick().await;
+    assert_eq!(shop.job(&stale).0, "skipped");
+    let entry = &shop.feedback_activity(&stale)[0].1;
+    assert!(
+        entry.contains("stale") && entry.contains("7 days"),
+        "{entry}"
+    );
+
+    shop.nothing_sent();
+}
+
+#[tokio::test]
+async fn a_provider_error_is_retried_and_the_message_goes_out_once() {
+    let shop = shop().await;
+    shop.channels(json!({"email": {}})).await;
+    let booking = shop.completed_booking().await;
+
+    shop.resend
+        .fail_next(500, "application_error", "Something went wrong");
+    let summary = shop.tick().await;
+    assert_eq!(summary["retrying"], 1, "{summary}");
+    assert_eq!(shop.job(&booking).0, "retrying");
+    let entries = shop.feedback_activity(&booking);
+    assert_eq!(entries[0].0, "retrying");
+    assert!(
+        entries[0].1.contains("Resend answered 500"),
+        "{}",
+        entries[0].1
+    );
+    assert!(shop.resend.emails().is_empty());
+
+    // Not before its backoff.
+    shop.tick().await;
+    assert_eq!(shop.resend.requests(), 1);
+
+    shop.make_due(&booking);
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "succeeded");
+    assert_eq!(shop.resend.emails().len(), 1);
+    let keys: Vec<_> = shop
+        .resend
+        .received()
+        .iter()
+        .map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "the retry carries the same key");
+}
+
+#[tokio::test]
+async fn a_dropped_answer_is_resent_with_the_same_key_and_delivered_once() {
+    let shop = shop().await;
+    shop.channels(json!({"email": {}})).await;
+    let booking = shop.completed_booking().await;
+
+    shop.resend.drop_next_answer();
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "retrying");
+    assert_eq!(
+        shop.resend.emails().len(),
+        1,
+        "Resend sent it before the answer was lost"
+    );
+
+    shop.make_due(&booking);
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "succeeded");
+    assert_eq!(shop.resend.requests(), 2);
+    assert_eq!(shop.resend.emails().len(), 1, "the replay sent nothing new");
+    let received = shop.resend.received();
+    assert_eq!(
+        received[0].header("idempotency-key"),
+        received[1].header("idempotency-key")
+    );
+    assert_eq!(
+        received[0].body, received[1].body,
+        "the same request, byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_refusal_fails_with_the_providers_reason() {
+    let shop = shop().await;
+    shop.channels(json!({"sms": {}})).await;
+    let booking = shop.completed_booking().await;
+
+    shop.twilio.fail_next(
+        400,
+        21211,
+        "The 'To' number +14155550123 is not a valid phone number.",
+    );
+    let summary = shop.tick().await;
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(shop.job(&booking).0, "failed");
+    let entries = shop.feedback_activity(&booking);
+    assert_eq!(entries[0].0, "failed");
+    assert_eq!(
+        entries[0].1,
+        "Rating request failed: SMS: Twilio answered 400: error 21211: The 'To' number \
+         +14155550123 is not a valid phone number."
+    );
+    shop.make_due(&booking);
+    shop.tick().await;
+    assert_eq!(shop.twilio.requests(), 1, "a refusal is final");
+}
+
+#[tokio::test]
+async fn an_sms_whose_answer_was_lost_is_not_sent_again() {
+    let shop = shop().await;
+    shop.channels(json!({"sms": {}})).await;
+    let booking = shop.completed_booking().await;
+
+    shop.twilio.drop_next_answer();
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "failed");
+    let entry = &shop.feedback_activity(&booking)[0].1;
+    assert!(entry.contains("may have been delivered"), "{entry}");
+    shop.make_due(&booking);
+    shop.tick().await;
+    assert_eq!(
+        shop.twilio.requests(),
+        1,
+        "Twilio has no idempotency: never resent"
+    );
+    assert_eq!(shop.twilio.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn notification_settings_mask_secrets_and_refuse_what_cannot_be_sent() {
+    let shop = shop().await;
+    let biz = &shop.biz;
+    let (status, empty) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/notifications",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(empty, json!({"email": null, "sms": null, "webhook": null}));
+    shop.documented(Method::GET, "/api/v1/settings/notifications", 200, &empty)
+        .await;
+
+    let hook_url = format!("{}/in", shop.hook.url());
+    let saved = shop
+        .channels(json!({"webhook": {"url": hook_url, "secret": WEBHOOK_SECRET}}))
+        .await;
+    assert_eq!(saved["webhook"]["url"], hook_url.as_str());
+    assert_eq!(saved["webhook"]["secret"], "whsec_…LaSw");
+    assert!(!saved.to_string().contains(WEBHOOK_SECRET));
+
+    // Left out, the stored secret is kept.
+    let kept = shop
+        .channels(json!({"email": {}, "webhook": {"url": hook_url}}))
+        .await;
+    assert_eq!(kept["webhook"]["secret"], saved["webhook"]["secret"]);
+    assert_eq!(kept["email"], json!({"reply_to": null}));
+
+    for (body, code, field) in [
+        (
+            json!({"webhook": {"url": "https://hooks.example.com/x", "secret": WEBHOOK_SECRET}}),
+            422,
+            "webhook.url",
+        ),
+        (
+            json!({"webhook": {"url": "hooks.example.com/x", "secret": WEBHOOK_SECRET}}),
+            400,
+            "webhook.url",
+        ),
+        (
+            json!({"webhook": {"url": hook_url, "secret": "not-a-secret"}}),
+            400,
+            "webhook.secret",
+        ),
+        (
+            json!({"email": {"reply_to": "nope"}}),
+            400,
+            "email.reply_to",
+        ),
+    ] {
+        let (status, problem) = biz
+            .app
+            .call(
+                Method::PUT,
+                "/api/v1/settings/notifications",
+                Some(&biz.token),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, code, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        shop.documented(
+            Method::PUT,
+            "/api/v1/settings/notifications",
+            code,
+            &problem,
+        )
+        .await;
+    }
+    let (status, _) = biz
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/settings/notifications",
+            Some(&biz.token),
+            Some(json!({"fax": {}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    // Nothing refused was stored.
+    let (_, after) = biz
+        .app
+        .call(
+            Method::GET,
+            "/api/v1/settings/notifications",
+            Some(&biz.token),
+            None,
+        )
+        .await;
+    assert_eq!(after, kept);
+}
+
+#[tokio::test]
+async fn a_payment_method_link_is_sent_once_when_asked() {
+    let shop = shop().await;
+    let path = format!(
+        "/api/v1/customers/{}/payment-method-requests",
+        shop.biz.customer
+    );
+    let body = json!({"return_url": "https://sparkle.example/thanks", "send": true});
+
+    // No channel yet: 409 with the reason, and nothing made.
+    let (status, problem) = shop
+        .biz
+        .app
+        .call(
+            Method::POST,
+            &path,
+            Some(&shop.biz.token),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no notification channel"),
+        "{problem}"
+    );
+    let template = "/api/v1/customers/{id}/payment-method-requests";
+    shop.documented(Method::POST, template, 409, &problem).await;
+
+    shop.channels(json!({"email": {}, "sms": {}})).await;
+    let (status, created) = post_with_key(&shop, &path, &body, "link-1").await;
+    assert_eq!(status, 201, "{created}");
+    shop.documented(Method::POST, template, 201, &created).await;
+    assert_eq!(created["channel"], "email");
+    assert!(created["sent_at"].is_string(), "{created}");
+    let emails = shop.resend.emails();
+    assert_eq!(emails.len(), 1);
+    assert_eq!(created["provider_message_id"], emails[0].id.as_str());
+    let url = created["url"].as_str().expect("the card page");
+    assert!(emails[0].text.as_deref().unwrap_or_default().contains(url));
+    assert!(shop.twilio.messages().is_empty(), "one channel per link");
+
+    // Retried with the same key: the same request, and no second message.
+    let (status, again) = post_with_key(&shop, &path, &body, "link-1").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["id"], created["id"]);
+    assert_eq!(shop.resend.emails().len(), 1);
+    assert_eq!(shop.resend.requests(), 1);
+
+    let (_, listed) = shop
+        .biz
+        .app
+        .call(Method::GET, &path, Some(&shop.biz.token), None)
+        .await;
+    assert_eq!(listed["data"][0]["channel"], "email");
+    shop.documented(Method::GET, template, 200, &listed).await;
+    let requests: i64 = shop
+        .biz
+        .db()
+        .query_row("SELECT count(*) FROM payment_method_requests", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(requests, 1, "the refused call made nothing");
+}
+
+/// `POST` a payment-method request with an `Idempotency-Key`.
+async fn post_with_key(shop: &Shop, path: &str, body: &Value, key: &str) -> (u16, Value) {
+    let response = shop
+        .biz
+        .app
+        .client
+        .post(shop.biz.app.url(path))
+        .bearer_auth(&shop.biz.token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn the_request_waits_for_the_rules_delay_after_completion() {
+    let shop = shop().await;
+    shop.channels(json!({"email": {}})).await;
+    shop.biz
+        .ok(
+            Method::PUT,
+            "/api/v1/settings/automations",
+            json!({
+                "payment": {"enabled": false, "trigger": "before_start", "offset_minutes": 1440},
+                "feedback": {"enabled": true, "delay_minutes": 120}
+            }),
+        )
+        .await;
+    let before = now_millis();
+    let booking = shop.completed_booking().await;
+    let due: i64 = shop
+        .biz
+        .db()
+        .query_row(
+            "SELECT due_at FROM automation_jobs WHERE booking_id = ?1 AND automation = 'feedback'",
+            [booking.as_str()],
+            |row| row.get(0),
+        )
+        .expect("the feedback job");
+    let two_hours = 2 * 3_600_000;
+    assert!(
+        (before + two_hours..=now_millis() + two_hours).contains(&due),
+        "due {due}, completed at about {before}"
+    );
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "scheduled");
+    assert!(shop.resend.emails().is_empty(), "not before its time");
+
+    // Two hours later (the due time moved into the past).
+    shop.biz.sql(
+        "UPDATE automation_jobs SET due_at = due_at - 7200000 WHERE booking_id = ?1 \
+         AND automation = 'feedback'",
+        &[&booking],
+    );
+    shop.tick().await;
+    assert_eq!(shop.job(&booking).0, "succeeded");
+    assert_eq!(shop.resend.emails().len(), 1);
+}
