@@ -186,6 +186,24 @@ impl TestApp {
         (id, token)
     }
 
+    /// The host calls of `component` since load, once `invocations` of it are recorded (the host
+    /// records an invocation when its instance is dropped, just after it answers).
+    pub async fn calls_after(&self, component: &str, invocations: u64) -> mio_host::CallTotals {
+        for _ in 0..200 {
+            let totals = self
+                .app()
+                .host_calls()
+                .get(component)
+                .copied()
+                .unwrap_or_default();
+            if totals.invocations >= invocations {
+                return totals;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{component} never reached {invocations} invocations");
+    }
+
     /// Sends `method path` with an optional bearer token and JSON body; returns status and body.
     pub async fn call(
         &self,

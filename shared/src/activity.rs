@@ -3,7 +3,7 @@
 
 use crate::field::FieldError;
 use crate::ids::{BookingId, CustomerId};
-use crate::list::{Cursor, Limit};
+use crate::list::{Cursor, Limit, query_parameters, window_error};
 use crate::rules::Automation;
 use crate::time::Timestamp;
 
@@ -48,64 +48,41 @@ impl ActivityQuery {
     /// absent (as in [`crate::ListQuery::parse`]); a bad or repeated one is a field error, and
     /// every error is reported at once.
     pub fn parse(query: &str) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
         let mut parsed = Self::default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            let key = key.as_ref();
-            if !PARAMETERS.contains(&key) {
-                continue;
-            }
-            if seen.iter().any(|k| k == key) {
-                errors.push(FieldError::new(key, "must be given at most once"));
-                continue;
-            }
-            seen.push(key.to_owned());
-            if value.is_empty() {
-                continue;
-            }
-            let outcome: Result<(), String> = match key {
-                "customer_id" => CustomerId::parse(&value)
-                    .map(|id| parsed.customer_id = Some(id))
-                    .map_err(|_| "must be a customer id (cus_…)".into()),
-                "booking_id" => BookingId::parse(&value)
-                    .map(|id| parsed.booking_id = Some(id))
-                    .map_err(|_| "must be a booking id (bkg_…)".into()),
-                "automation" => Automation::parse(&value)
-                    .map(|a| parsed.automation = Some(a))
-                    .ok_or_else(|| "must be payment or feedback".into()),
-                "status" => STATUSES
-                    .iter()
-                    .find(|s| **s == value)
-                    .map(|s| parsed.status = Some(s))
-                    .ok_or_else(|| "must be success, failed, skipped or retrying".into()),
-                "from" | "to" => match Timestamp::parse(&value) {
-                    Ok(at) if key == "from" => {
-                        parsed.from = Some(at);
-                        Ok(())
-                    }
-                    Ok(at) => {
-                        parsed.to = Some(at);
-                        Ok(())
-                    }
-                    Err(_) => Err("must be an RFC 3339 timestamp".into()),
-                },
-                "limit" => Limit::parse(&value)
-                    .map(|limit| parsed.limit = limit)
-                    .map_err(|e| e.to_string()),
-                _ => Cursor::decode(&value)
-                    .map(|cursor| parsed.cursor = Some(cursor))
-                    .map_err(|e| e.to_string()),
-            };
-            if let Err(message) = outcome {
-                errors.push(FieldError::new(key, message));
-            }
-        }
-        if let (Some(from), Some(to)) = (parsed.from, parsed.to)
-            && to <= from
-        {
-            errors.push(FieldError::new("to", "must be later than from"));
-        }
+        let mut errors = query_parameters(query, &PARAMETERS, |key, value| match key {
+            "customer_id" => CustomerId::parse(value)
+                .map(|id| parsed.customer_id = Some(id))
+                .map_err(|_| "must be a customer id (cus_…)".into()),
+            "booking_id" => BookingId::parse(value)
+                .map(|id| parsed.booking_id = Some(id))
+                .map_err(|_| "must be a booking id (bkg_…)".into()),
+            "automation" => Automation::parse(value)
+                .map(|a| parsed.automation = Some(a))
+                .ok_or_else(|| "must be payment or feedback".into()),
+            "status" => STATUSES
+                .iter()
+                .find(|s| **s == value)
+                .map(|s| parsed.status = Some(s))
+                .ok_or_else(|| "must be success, failed, skipped or retrying".into()),
+            "from" | "to" => match Timestamp::parse(value) {
+                Ok(at) if key == "from" => {
+                    parsed.from = Some(at);
+                    Ok(())
+                }
+                Ok(at) => {
+                    parsed.to = Some(at);
+                    Ok(())
+                }
+                Err(_) => Err("must be an RFC 3339 timestamp".into()),
+            },
+            "limit" => Limit::parse(value)
+                .map(|limit| parsed.limit = limit)
+                .map_err(|e| e.to_string()),
+            _ => Cursor::decode(value)
+                .map(|cursor| parsed.cursor = Some(cursor))
+                .map_err(|e| e.to_string()),
+        });
+        errors.extend(window_error(parsed.from, parsed.to));
         if errors.is_empty() {
             Ok(parsed)
         } else {

@@ -9,7 +9,7 @@
 use crate::field::FieldError;
 use crate::ids::CustomerId;
 use crate::json::{self, BodyError};
-use crate::list::{Cursor, Limit};
+use crate::list::{Cursor, Limit, query_parameters, window_error};
 use crate::text::{TextError, bounded};
 use crate::time::Timestamp;
 use serde::ser::SerializeMap;
@@ -274,51 +274,28 @@ impl FeedbackQuery {
     /// ignored, an empty value counts as absent, a bad or repeated one is a field error, and
     /// every error is reported at once.
     pub fn parse(query: &str) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
         let mut parsed = Self::default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            let key = key.as_ref();
-            if !QUERY_PARAMETERS.contains(&key) {
-                continue;
-            }
-            if seen.iter().any(|k| k == key) {
-                errors.push(FieldError::new(key, "must be given at most once"));
-                continue;
-            }
-            seen.push(key.to_owned());
-            if value.is_empty() {
-                continue;
-            }
-            let outcome: Result<(), String> = match key {
-                "customer_id" => CustomerId::parse(&value)
-                    .map(|id| parsed.customer_id = Some(id))
-                    .map_err(|_| "must be a customer id (cus_…)".into()),
-                "min_rating" => Rating::parse(&value)
-                    .map(|rating| parsed.min_rating = Some(rating))
-                    .ok_or_else(|| "must be a whole number from 1 to 5".into()),
-                "from" | "to" => Timestamp::parse(&value)
-                    .map(|at| match key {
-                        "from" => parsed.from = Some(at),
-                        _ => parsed.to = Some(at),
-                    })
-                    .map_err(|e| e.to_string()),
-                "limit" => Limit::parse(&value)
-                    .map(|limit| parsed.limit = limit)
-                    .map_err(|e| e.to_string()),
-                _ => Cursor::decode(&value)
-                    .map(|cursor| parsed.cursor = Some(cursor))
-                    .map_err(|e| e.to_string()),
-            };
-            if let Err(message) = outcome {
-                errors.push(FieldError::new(key, message));
-            }
-        }
-        if let (Some(from), Some(to)) = (parsed.from, parsed.to)
-            && to <= from
-        {
-            errors.push(FieldError::new("to", "must be later than from"));
-        }
+        let mut errors = query_parameters(query, &QUERY_PARAMETERS, |key, value| match key {
+            "customer_id" => CustomerId::parse(value)
+                .map(|id| parsed.customer_id = Some(id))
+                .map_err(|_| "must be a customer id (cus_…)".into()),
+            "min_rating" => Rating::parse(value)
+                .map(|rating| parsed.min_rating = Some(rating))
+                .ok_or_else(|| "must be a whole number from 1 to 5".into()),
+            "from" | "to" => Timestamp::parse(value)
+                .map(|at| match key {
+                    "from" => parsed.from = Some(at),
+                    _ => parsed.to = Some(at),
+                })
+                .map_err(|e| e.to_string()),
+            "limit" => Limit::parse(value)
+                .map(|limit| parsed.limit = limit)
+                .map_err(|e| e.to_string()),
+            _ => Cursor::decode(value)
+                .map(|cursor| parsed.cursor = Some(cursor))
+                .map_err(|e| e.to_string()),
+        });
+        errors.extend(window_error(parsed.from, parsed.to));
         if errors.is_empty() {
             Ok(parsed)
         } else {

@@ -2,6 +2,7 @@
 
 use crate::encoding::{base32_decode, base32_encode};
 use crate::field::FieldError;
+use crate::time::Timestamp;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -259,6 +260,47 @@ impl<T> Page<T> {
             None
         };
         Self { data, next_cursor }
+    }
+}
+
+/// Walks a URL query string for the filters of a list: unknown parameters are ignored, an empty
+/// value counts as absent, a repeated one is an error, and `visit` reads each other one
+/// (`Err(message)` for a bad value). Every error is returned at once; `to` must be later than
+/// `from` when the caller passes both.
+pub(crate) fn query_parameters(
+    query: &str,
+    known: &[&str],
+    mut visit: impl FnMut(&str, &str) -> Result<(), String>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let key = key.as_ref();
+        if !known.contains(&key) {
+            continue;
+        }
+        if seen.iter().any(|k| k == key) {
+            errors.push(FieldError::new(key, "must be given at most once"));
+            continue;
+        }
+        seen.push(key.to_owned());
+        if value.is_empty() {
+            continue;
+        }
+        if let Err(message) = visit(key, &value) {
+            errors.push(FieldError::new(key, message));
+        }
+    }
+    errors
+}
+
+/// The error of a time window whose `to` is not later than its `from`.
+pub(crate) fn window_error(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<FieldError> {
+    match (from, to) {
+        (Some(from), Some(to)) if to <= from => {
+            Some(FieldError::new("to", "must be later than from"))
+        }
+        _ => None,
     }
 }
 

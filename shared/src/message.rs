@@ -110,7 +110,7 @@ pub enum Purpose {
     Feedback {
         /// `bkg_…`.
         booking_id: String,
-        /// The booking's service type.
+        /// The booking's service type, as stored (`deep_clean`; messages say "deep clean").
         service_type: String,
         /// When the booking started.
         start_at: Timestamp,
@@ -150,23 +150,26 @@ pub fn build(
             service_type,
             local_date,
             ..
-        } => match channel {
-            Channel::Sms => (
-                None,
-                format!(
-                    "{business}: how was your {service_type} on {local_date}? \
+        } => {
+            let service_type = service_type.replace('_', " ");
+            match channel {
+                Channel::Sms => (
+                    None,
+                    format!(
+                        "{business}: how was your {service_type} on {local_date}? \
                      Rate it 1-5: {LINK_PLACEHOLDER}"
+                    ),
                 ),
-            ),
-            _ => (
-                Some(format!("How did we do? Rate your {service_type}")),
-                format!(
-                    "Hi {first_name},\n\nThank you for choosing {business}. How was your \
+                _ => (
+                    Some(format!("How did we do? Rate your {service_type}")),
+                    format!(
+                        "Hi {first_name},\n\nThank you for choosing {business}. How was your \
                      {service_type} on {local_date}? It takes a few seconds to rate it from 1 to \
                      5:\n\n{LINK_PLACEHOLDER}\n\n{business}\n"
+                    ),
                 ),
-            ),
-        },
+            }
+        }
         Purpose::PaymentMethod => match channel {
             Channel::Sms => (
                 None,
@@ -446,7 +449,7 @@ pub enum Outcome {
     },
 }
 
-/// A provider's HTTP exchange, as the shell saw it.
+/// How far one outbound HTTP request got, as the shell saw it (a provider's, or Stripe's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// An answer.

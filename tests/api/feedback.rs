@@ -795,37 +795,20 @@ async fn the_list_filters_pages_and_summarises_the_whole_filter() {
     assert_eq!(fields, ["min_rating", "from", "limit", "customer_id"]);
 }
 
-/// The host calls of `component` once `invocations` of it are recorded.
-async fn calls_after(app: &TestApp, component: &str, invocations: u64) -> mio_host::CallTotals {
-    for _ in 0..200 {
-        let totals = app
-            .app()
-            .host_calls()
-            .get(component)
-            .copied()
-            .unwrap_or_default();
-        if totals.invocations >= invocations {
-            return totals;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("{component} never reached {invocations} invocations");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_a_stored_rating_cost_two_sqlite_calls_each() {
     let app = TestApp::spawn().await;
     let biz = business(&app, "Sparkle Cleaning", "Ada").await;
     let booking = biz.completed_booking(&app, "Deep clean").await;
     let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
-    let mut before = calls_after(&app, "feedback", 0).await;
+    let mut before = app.calls_after("feedback", 0).await;
     for what in ["page", "rating"] {
         let answer = match what {
             "page" => page(&app, &token).await,
             _ => post_form(&app, &token, &[("rating", "5")]).await,
         };
         assert_eq!(answer.status, 200, "{what}: {}", answer.body);
-        let after = calls_after(&app, "feedback", before.invocations + 1).await;
+        let after = app.calls_after("feedback", before.invocations + 1).await;
         // Open the connection; one statement (the read, or the guarded write).
         assert_eq!(after.calls.sqlite - before.calls.sqlite, 2, "{what}");
         assert_eq!(

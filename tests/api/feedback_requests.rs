@@ -270,6 +270,35 @@ async fn a_completed_booking_gets_one_rating_request_on_each_channel() {
     assert_eq!(shop.resend.emails().len(), 1);
     assert_eq!(shop.twilio.messages().len(), 1);
     assert_eq!(shop.hook.deliveries().len(), 1);
+
+    // The customer follows the link (served by this app at /feedback/<token>) and rates.
+    let page = format!("/feedback/{token}");
+    let rated = shop
+        .biz
+        .app
+        .client
+        .post(shop.biz.app.url(&page))
+        .form(&[("rating", "4"), ("comment", "On time, very tidy")])
+        .send()
+        .await
+        .expect("rating");
+    assert_eq!(rated.status().as_u16(), 200);
+    let (status, list) = shop
+        .biz
+        .app
+        .call(Method::GET, "/api/v1/feedback", Some(&shop.biz.token), None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["data"][0]["booking_id"], booking.as_str());
+    assert_eq!(list["data"][0]["rating"], 4);
+    assert_eq!(list["summary"]["count"], 1);
+    let rating_entry = shop
+        .biz
+        .activity(&booking)
+        .into_iter()
+        .find(|(_, summary, _)| summary == "Rated 4 of 5")
+        .expect("the rating in the activity view");
+    assert_eq!(rating_entry.2["comment"], "On time, very tidy");
 }
 
 #[tokio::test]

@@ -315,29 +315,11 @@ async fn invalid_cron_expression_stops_start_up() {
     assert!(text.contains("every minute"), "{text}");
 }
 
-/// The host calls of `component` since load, once `invocations` of it are recorded (the host
-/// records an invocation when its instance is dropped, just after it answers).
-async fn calls_after(app: &TestApp, component: &str, invocations: u64) -> mio_host::CallTotals {
-    for _ in 0..200 {
-        let totals = app
-            .app()
-            .host_calls()
-            .get(component)
-            .copied()
-            .unwrap_or_default();
-        if totals.invocations >= invocations {
-            return totals;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("{component} never reached {invocations} invocations");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_counts_each_requests_calls_and_a_signed_in_read_costs_three() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_account("Counting Cleaning").await;
-    let before = calls_after(&app, "customer-api", 1).await;
+    let before = app.calls_after("customer-api", 1).await;
     let (status, _) = app
         .call(
             reqwest::Method::GET,
@@ -347,7 +329,9 @@ async fn the_host_counts_each_requests_calls_and_a_signed_in_read_costs_three() 
         )
         .await;
     assert_eq!(status, 200);
-    let after = calls_after(&app, "customer-api", before.invocations + 1).await;
+    let after = app
+        .calls_after("customer-api", before.invocations + 1)
+        .await;
     let calls = mio_host::HostCalls {
         sqlite: after.calls.sqlite - before.calls.sqlite,
         key_value: after.calls.key_value - before.calls.key_value,

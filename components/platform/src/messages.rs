@@ -4,7 +4,7 @@
 //! requests with it, the customer API "add your card" links.
 
 use crate::db::{Record, Sql, instant, optional_instant, optional_text, rfc3339, text};
-use crate::outbound::{self, Exchange, Origin};
+use crate::outbound::{self, Origin};
 use crate::system;
 use anyhow::{Context, anyhow};
 use base64::Engine;
@@ -362,15 +362,11 @@ fn exchange(message: &Message, wire: &message::WireRequest, config: &ProviderCon
         headers.push(("authorization", authorization));
     }
     headers.push(("user-agent", "mio-automations"));
-    match outbound::exchange(
+    outbound::exchange(
         &Method::Post,
         &origin,
         &path,
         &headers,
         Some(wire.body.as_bytes()),
-    ) {
-        Exchange::Answered { status, body } => Reply::Answered { status, body },
-        Exchange::NotSent { reason } => Reply::NotSent { reason },
-        Exchange::NoAnswer { reason } => Reply::NoAnswer { reason },
-    }
+    )
 }

@@ -3,11 +3,12 @@
 //! (and its leases) for ever. Used for Stripe ([`crate::stripe_http`]) and the notification
 //! providers ([`crate::messages`]).
 //!
-//! The result says how far the request got: answered, surely not sent (the connection was
-//! never made, or the host refused the destination), or sent without a complete answer
-//! (timeout, dropped connection), which may have been acted on.
+//! The result ([`Reply`], the core's) says how far the request got: answered, surely not sent
+//! (the connection was never made, or the host refused the destination), or sent without a
+//! complete answer (timeout, dropped connection), which may have been acted on.
 
 use anyhow::{Context, anyhow};
+pub use mio_shared::message::Reply;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
@@ -66,28 +67,6 @@ impl Origin {
     }
 }
 
-/// How far a request got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exchange {
-    /// The server answered.
-    Answered {
-        /// HTTP status.
-        status: u16,
-        /// Body text (lossy UTF-8).
-        body: String,
-    },
-    /// The request never reached the server: nothing can have happened there.
-    NotSent {
-        /// What happened.
-        reason: String,
-    },
-    /// It may have reached the server, but no complete answer came back.
-    NoAnswer {
-        /// What happened.
-        reason: String,
-    },
-}
-
 /// One request; `body` goes with its `Content-Length` (some gateways refuse chunked bodies).
 pub fn exchange(
     method: &Method,
@@ -95,13 +74,13 @@ pub fn exchange(
     path_with_query: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> Exchange {
+) -> Reply {
     match send(method, origin, path_with_query, headers, body) {
         Ok(answer) => answer,
-        Err(Failure::NotSent(error)) => Exchange::NotSent {
+        Err(Failure::NotSent(error)) => Reply::NotSent {
             reason: format!("{error:#}"),
         },
-        Err(Failure::Unknown(error)) => Exchange::NoAnswer {
+        Err(Failure::Unknown(error)) => Reply::NoAnswer {
             reason: format!("{error:#}"),
         },
     }
@@ -145,7 +124,7 @@ fn send(
     path_with_query: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> Result<Exchange, Failure> {
+) -> Result<Reply, Failure> {
     let not_sent = |e: anyhow::Error| Failure::NotSent(e);
     let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
@@ -238,7 +217,7 @@ fn send(
             }
         }
     }
-    Ok(Exchange::Answered {
+    Ok(Reply::Answered {
         status,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })

@@ -2,7 +2,7 @@
 //! A timeout, a refused or dropped connection is reported as no answer, which the core treats
 //! as an unknown outcome.
 
-use crate::outbound::{self, Exchange, Origin};
+use crate::outbound::{self, Origin};
 use anyhow::{Context, anyhow};
 use mio_shared::attempt::{Reply, SentRequest};
 use spin_sdk::wit::wasi::http0_2_0::types::Method;
@@ -75,7 +75,7 @@ impl Stripe {
         path_with_query: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Exchange {
+    ) -> outbound::Reply {
         let authorization = format!("Bearer {}", self.secret_key);
         let mut all = vec![
             ("authorization", authorization.as_str()),
@@ -88,9 +88,11 @@ impl Stripe {
 
 // Stripe's outcomes do not tell "never sent" apart: not knowing is not knowing either way,
 // and the core settles by lookup.
-fn reply(exchange: Exchange) -> Reply {
+fn reply(exchange: outbound::Reply) -> Reply {
     match exchange {
-        Exchange::Answered { status, body } => Reply::Answered { status, body },
-        Exchange::NotSent { reason } | Exchange::NoAnswer { reason } => Reply::NoAnswer { reason },
+        outbound::Reply::Answered { status, body } => Reply::Answered { status, body },
+        outbound::Reply::NotSent { reason } | outbound::Reply::NoAnswer { reason } => {
+            Reply::NoAnswer { reason }
+        }
     }
 }

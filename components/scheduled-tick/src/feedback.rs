@@ -7,7 +7,7 @@ use mio_platform::claims::ClaimedJob;
 use mio_platform::db::{Record, Sql, instant, text};
 use mio_platform::messages::{self, ProviderConfig, SendContext};
 use mio_platform::overrides::load_overrides;
-use mio_platform::payments::{self, Entry, JobRef};
+use mio_platform::payments::{self, Entry};
 use mio_platform::settings::load_settings;
 use mio_platform::system;
 use mio_shared::feedback::{self, LINK_VALID_DAYS, MIN_SECRET_LEN};
@@ -76,15 +76,7 @@ fn load_facts(db: &impl Sql, job: &ClaimedJob) -> anyhow::Result<Option<Facts>> 
 /// Runs feedback job `job` for tick `owner`; returns the job's status after it.
 pub fn run_job(db: &impl Sql, owner: &str, job: &ClaimedJob) -> anyhow::Result<JobStatus> {
     let now = system::now()?;
-    let job_ref = JobRef {
-        id: job.id.clone(),
-        account_id: job.account_id.clone(),
-        customer_id: job.customer_id.clone(),
-        booking_id: job.booking_id.clone(),
-        attempt: job.attempt,
-        status: JobStatus::Running,
-        late: job.late,
-    };
+    let job_ref = crate::tick::job_ref(job);
     let report = decide_and_send(db, job, now)?;
     payments::store_entry(
         db,
@@ -173,7 +165,7 @@ fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::R
     .context("storing the rating link")?;
     let purpose = Purpose::Feedback {
         booking_id: job.booking_id.clone(),
-        service_type: facts.service_type.replace('_', " "),
+        service_type: facts.service_type.clone(),
         start_at: facts.start_at,
         local_date: message::local_date(facts.start_at, &facts.timezone),
     };

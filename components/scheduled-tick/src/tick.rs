@@ -175,7 +175,8 @@ struct JobInputs {
     decision: Decision,
 }
 
-fn job_ref(job: &ClaimedJob) -> JobRef {
+/// The claimed job as storage effects name it.
+pub(crate) fn job_ref(job: &ClaimedJob) -> JobRef {
     JobRef {
         id: job.id.clone(),
         account_id: job.account_id.clone(),

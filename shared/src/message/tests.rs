@@ -170,6 +170,12 @@ fn the_wire_requests_carry_the_link_and_each_providers_fields() {
     assert_eq!(body["reply_to"], json!(["owner@sparkle.example"]));
     assert!(body["text"].as_str().expect("text").contains(link));
     assert!(
+        body["text"]
+            .as_str()
+            .expect("text")
+            .contains("your deep clean on Mon 1 Jun 2026")
+    );
+    assert!(
         body["html"]
             .as_str()
             .expect("html")
@@ -219,6 +225,7 @@ fn the_wire_requests_carry_the_link_and_each_providers_fields() {
     assert_eq!(body["type"], "feedback.requested");
     assert_eq!(body["data"]["url"], link);
     assert_eq!(body["data"]["booking"]["id"], "bkg_1");
+    assert_eq!(body["data"]["booking"]["service_type"], "deep_clean");
     let header = |name: &str| {
         wire.headers
             .iter()
