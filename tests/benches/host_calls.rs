@@ -92,6 +92,14 @@ async fn main() {
             Some(&token),
         ),
         (
+            "GET /api/v1/feedback",
+            "customer-api",
+            Method::GET,
+            "/api/v1/feedback".into(),
+            None,
+            Some(&token),
+        ),
+        (
             "GET /api/v1/customers/{id}/automations",
             "override-toggle",
             Method::GET,
