@@ -279,17 +279,18 @@ pub enum Effect {
 
 /// The machine for one attempt: [`Machine::handle`] each event, carry out what it returns.
 #[derive(Debug, Clone)]
-pub struct Machine<'a> {
+pub struct Machine {
     /// The attempt as it stands after the events handled so far.
     pub attempt: Attempt,
-    decision: Option<&'a Decision>,
-    check: Option<&'a Precheck>,
-    balance: Option<(i64, &'a str)>,
+    // What the tick's re-check said (owned, so a machine can wait on Stripe on its own).
+    decision: Option<Decision>,
+    check: Option<Precheck>,
+    balance: Option<(i64, String)>,
 }
 
-impl<'a> Machine<'a> {
+impl Machine {
     /// A machine for `attempt` as loaded.
-    pub fn new(attempt: Attempt) -> Machine<'a> {
+    pub fn new(attempt: Attempt) -> Machine {
         Machine {
             attempt,
             decision: None,
@@ -299,7 +300,7 @@ impl<'a> Machine<'a> {
     }
 
     /// Handles one event at `now`; returns what to do, in order.
-    pub fn handle(&mut self, event: Event<'a>, now: Timestamp) -> Vec<Effect> {
+    pub fn handle(&mut self, event: Event<'_>, now: Timestamp) -> Vec<Effect> {
         match event {
             Event::TickDue {
                 check,
@@ -308,9 +309,9 @@ impl<'a> Machine<'a> {
                 balance_cents,
                 currency,
             } => {
-                self.decision = Some(decision);
-                self.check = Some(check);
-                self.balance = balance_cents.zip(currency);
+                self.decision = Some(decision.clone());
+                self.check = Some(check.clone());
+                self.balance = balance_cents.zip(currency.map(str::to_owned));
                 self.tick_due(check, request, now)
             }
             Event::Answer(reply) => {
@@ -337,7 +338,8 @@ impl<'a> Machine<'a> {
 
     /// The run the entries describe: the attempt's own amount once it has one.
     fn run(&self) -> Run<'_> {
-        let (amount_cents, currency) = match self.attempt.ledger.amount().or(self.balance) {
+        let balance = self.balance.as_ref().map(|(cents, c)| (*cents, c.as_str()));
+        let (amount_cents, currency) = match self.attempt.ledger.amount().or(balance) {
             Some((cents, currency)) => (Some(cents), Some(currency)),
             None => (None, None),
         };
@@ -346,15 +348,15 @@ impl<'a> Machine<'a> {
             attempt: self.attempt.number,
             amount_cents,
             currency,
-            decision: self.decision,
+            decision: self.decision.as_ref(),
             late: self.attempt.late,
         }
     }
 
     fn tick_due(
         &mut self,
-        check: &'a Precheck,
-        request: Option<&'a ChargeRequest>,
+        check: &Precheck,
+        request: Option<&ChargeRequest>,
         now: Timestamp,
     ) -> Vec<Effect> {
         match self.attempt.ledger.clone() {
@@ -486,6 +488,7 @@ impl<'a> Machine<'a> {
             let mut effects = self.record(&outcome);
             let step = self
                 .check
+                .as_ref()
                 .and_then(|check| settle_precheck(&self.run(), check));
             effects.extend(self.settle(step, false));
             return effects;

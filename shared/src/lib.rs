@@ -24,6 +24,7 @@ pub mod json;
 pub mod list;
 pub mod message;
 pub mod notify;
+pub mod pace;
 pub mod plan;
 pub mod problem;
 pub mod rules;

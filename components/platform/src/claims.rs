@@ -1,11 +1,16 @@
 //! The tick's atomic claim of due jobs, payment and feedback alike.
 //!
-//! One `UPDATE … RETURNING` claims a batch: the inner select finds candidates through three
-//! indexed range scans (`(status, due_at)`, `(status, next_attempt_at)`, `(status,
-//! lease_until)`), each ordered and limited, so a claim costs O(batch), not O(jobs or
-//! bookings). The outer `WHERE` repeats the due condition, so when two ticks race for the same
-//! rows, the second one's update finds them `running` with a fresh lease and takes nothing:
-//! no check-then-act, safe across replicas.
+//! One `UPDATE … RETURNING` claims a batch. The candidates come from four indexed range scans
+//! (`(status, due_at)`, `(status, next_attempt_at)` twice, `(status, lease_until)`): every job
+//! that is due, whose retry is due, or whose lease expired. They are dealt out **fairly across
+//! accounts**: each account's jobs are numbered oldest first (`ROW_NUMBER() OVER (PARTITION BY
+//! account_id …)`), and a batch takes every account's first job, then every account's second,
+//! and so on, so one business's backlog of thousands never holds back another's ten. The cost
+//! is linear in the due backlog (not in all jobs or bookings), once per batch.
+//!
+//! The outer `WHERE` repeats the due condition, so when two ticks race for the same rows, the
+//! second one's update finds them `running` with a fresh lease and takes nothing: no
+//! check-then-act, safe across replicas.
 
 use crate::db::{Record, Sql, instant, rfc3339, text};
 use anyhow::Context;
@@ -13,21 +18,20 @@ use mio_shared::Timestamp;
 use mio_shared::rules::Automation;
 use spin_sdk::sqlite::Value;
 
-/// The candidates of a claim: ?1 = now (ms), ?2 = batch size. Public so a test can run
-/// `EXPLAIN QUERY PLAN` on it against the real schema.
+/// The candidates of a claim, fairly dealt across accounts: ?1 = now (ms), ?2 = batch size.
+/// Public so a test can run `EXPLAIN QUERY PLAN` on it against the real schema.
 pub const CLAIM_CANDIDATES: &str = "\
-     SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'scheduled' AND due_at <= ?1 \
-         ORDER BY due_at LIMIT ?2) \
-     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'retrying' AND next_attempt_at <= ?1 \
-         ORDER BY next_attempt_at LIMIT ?2) \
-     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'unknown' AND next_attempt_at <= ?1 \
-         ORDER BY next_attempt_at LIMIT ?2) \
-     UNION ALL SELECT id FROM (SELECT id FROM automation_jobs \
-         WHERE status = 'running' AND lease_until < ?1 \
-         ORDER BY lease_until LIMIT ?2)";
+     SELECT id FROM (SELECT id, at, \
+         ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY at, id) AS turn FROM ( \
+         SELECT id, account_id, due_at AS at FROM automation_jobs \
+             WHERE status = 'scheduled' AND due_at <= ?1 \
+         UNION ALL SELECT id, account_id, next_attempt_at FROM automation_jobs \
+             WHERE status = 'retrying' AND next_attempt_at <= ?1 \
+         UNION ALL SELECT id, account_id, next_attempt_at FROM automation_jobs \
+             WHERE status = 'unknown' AND next_attempt_at <= ?1 \
+         UNION ALL SELECT id, account_id, lease_until FROM automation_jobs \
+             WHERE status = 'running' AND lease_until < ?1)) \
+     ORDER BY turn, at LIMIT ?2";
 
 // ?1 now (ms), ?2 batch, ?3 lease owner, ?4 lease until (ms), ?5 now (RFC 3339). A new attempt
 // starts only from `scheduled`, or from `retrying` when the current attempt is settled (a job
@@ -41,7 +45,7 @@ const CLAIM: &str = "UPDATE automation_jobs SET status = 'running', lease_owner 
          AND p.attempt = automation_jobs.attempts AND p.outcome IS NULL)) \
          THEN attempts + 1 ELSE attempts END, \
      updated_at = ?5 \
-     WHERE id IN (SELECT id FROM ({candidates}) LIMIT ?2) AND ( \
+     WHERE id IN ({candidates}) AND ( \
          (status = 'scheduled' AND due_at <= ?1) \
          OR (status IN ('retrying', 'unknown') AND next_attempt_at <= ?1) \
          OR (status = 'running' AND lease_until < ?1)) \
@@ -204,6 +208,44 @@ mod tests {
         let again = claim(&db, "c", 25, lease, now).expect("claims");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempt, first[0].attempt);
+    }
+
+    fn job_of(db: &TestDb, id: &str, account: &str, due: Timestamp) {
+        db.execute(
+            "INSERT INTO automation_jobs (id, account_id, customer_id, booking_id, automation, \
+             phase, status, due_at, next_attempt_at, lease_until, created_at, updated_at) \
+             VALUES (?1, ?2, 'cus', ?1, 'payment', 'x', 'scheduled', ?3, ?3, ?3, 'x', 'x')",
+            &[text(id), text(account), instant(due)],
+        )
+        .expect("job inserted");
+    }
+
+    #[test]
+    fn a_batch_is_dealt_fairly_across_accounts_oldest_first_within_each() {
+        let db = setup();
+        let now = ts("2026-03-01T09:00:00Z");
+        // Account A's backlog is older and much larger than B's.
+        for n in 0..50 {
+            job_of(&db, &format!("a{n:02}"), "acc_a", now.plus_minutes(-1000 + n));
+        }
+        for n in 0..3 {
+            job_of(&db, &format!("b{n}"), "acc_b", now.plus_minutes(-10 + n));
+        }
+        let lease = now.plus_minutes(2);
+        let mut first: Vec<String> = claim(&db, "t", 6, lease, now)
+            .expect("claims")
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        first.sort();
+        assert_eq!(first, ["a00", "a01", "a02", "b0", "b1", "b2"]);
+        let next: Vec<String> = claim(&db, "t", 2, lease, now)
+            .expect("claims")
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(next.len(), 2);
+        assert!(next.iter().all(|id| id.starts_with('a')), "{next:?}");
     }
 
     #[test]

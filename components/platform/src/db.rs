@@ -19,13 +19,43 @@ pub trait Sql {
 /// The Spin `default` SQLite database.
 pub struct SpinDb(Connection);
 
+/// How long a statement keeps retrying while another writer holds the database (another
+/// replica on the same file, or a tick's claim): far above any one statement here, far below
+/// a request's patience.
+const BUSY_PATIENCE_MS: u64 = 5_000;
+
 impl Sql for SpinDb {
+    /// Runs the statement; while the database is busy (`SQLITE_BUSY` / `SQLITE_LOCKED`: another
+    /// connection is writing), waits and runs it again, for up to [`BUSY_PATIENCE_MS`]. Safe
+    /// because every statement here is its own transaction: a busy one changed nothing. Spin
+    /// does not promise a busy timeout on its connections, so the component does not rely on
+    /// one.
     fn execute(&self, statement: &str, params: &[Value]) -> anyhow::Result<QueryResult> {
-        // The host's message may quote SQL; it goes to the log via `ApiError::Internal` only.
-        self.0
-            .execute(statement, params)
-            .map_err(|e| anyhow!("sqlite: {e:?}"))
+        let mut waited_ms = 0;
+        let mut pause_ms = 2;
+        loop {
+            match self.0.execute(statement, params) {
+                Ok(result) => return Ok(result),
+                Err(error) if is_busy(&error) && waited_ms < BUSY_PATIENCE_MS => {
+                    crate::system::sleep_ms(pause_ms);
+                    waited_ms += pause_ms;
+                    pause_ms = (pause_ms * 2).min(100);
+                }
+                // The host's message may quote SQL; it goes to the log via
+                // `ApiError::Internal` only.
+                Err(error) => return Err(anyhow!("sqlite: {error:?}")),
+            }
+        }
     }
+}
+
+/// Whether SQLite refused a statement because another connection holds a lock.
+fn is_busy(error: &spin_sdk::sqlite::Error) -> bool {
+    let text = format!("{error:?}").to_ascii_lowercase();
+    text.contains("database is locked")
+        || text.contains("database table is locked")
+        || text.contains("sqlite_busy")
+        || text.contains("database is busy")
 }
 
 /// Opens the default database and brings its schema up to date (one statement when it is).

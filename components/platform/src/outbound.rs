@@ -11,7 +11,8 @@ use anyhow::{Context, anyhow};
 pub use mio_shared::message::Reply;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
-    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasi::clocks::monotonic_clock;
 
@@ -67,7 +68,8 @@ impl Origin {
     }
 }
 
-/// One request; `body` goes with its `Content-Length` (some gateways refuse chunked bodies).
+/// One request, start to finish; `body` goes with its `Content-Length` (some gateways refuse
+/// chunked bodies).
 pub fn exchange(
     method: &Method,
     origin: &Origin,
@@ -75,15 +77,106 @@ pub fn exchange(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Reply {
-    match send(method, origin, path_with_query, headers, body) {
-        Ok(answer) => answer,
-        Err(Failure::NotSent(error)) => Reply::NotSent {
-            reason: format!("{error:#}"),
-        },
-        Err(Failure::Unknown(error)) => Reply::NoAnswer {
-            reason: format!("{error:#}"),
-        },
+    start(method, origin, path_with_query, headers, body)
+        .finish()
+        .reply
+}
+
+/// A request on its way: sent, its answer not read yet. Many can be in flight at once; [`wait_any`]
+/// tells which to [`Pending::finish`].
+pub struct Pending {
+    state: PendingState,
+    deadline: u64,
+}
+
+enum PendingState {
+    /// It could not leave, or failed at once.
+    Early(Reply),
+    /// Sent; the answer's head is awaited.
+    Sent(FutureIncomingResponse),
+}
+
+/// An answer read in full, with the server's `Retry-After` (seconds), when it gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// How far it got.
+    pub reply: Reply,
+    /// `Retry-After` in seconds.
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Pending {
+    /// Whether the answer's head is in (or there is none to wait for).
+    fn ready(&self) -> bool {
+        match &self.state {
+            PendingState::Early(_) => true,
+            PendingState::Sent(future) => future.subscribe().ready(),
+        }
     }
+
+    /// Reads the answer: waits for it until the request's deadline, then reads its body.
+    pub fn finish(self) -> Finished {
+        let future = match self.state {
+            PendingState::Early(reply) => {
+                return Finished {
+                    reply,
+                    retry_after_secs: None,
+                };
+            }
+            PendingState::Sent(future) => future,
+        };
+        match read_answer(&future, self.deadline) {
+            Ok(finished) => finished,
+            Err(Failure::NotSent(error)) => Finished {
+                reply: Reply::NotSent {
+                    reason: format!("{error:#}"),
+                },
+                retry_after_secs: None,
+            },
+            Err(Failure::Unknown(error)) => Finished {
+                reply: Reply::NoAnswer {
+                    reason: format!("{error:#}"),
+                },
+                retry_after_secs: None,
+            },
+        }
+    }
+}
+
+/// Waits until at least one of `pending` is ready to finish (answered, failed, or past its
+/// deadline), or until `until` (monotonic ns) when given; returns the indexes that are ready.
+pub fn wait_any(pending: &[&Pending], until: Option<u64>) -> Vec<usize> {
+    let ready: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].ready()).collect();
+    if !ready.is_empty() || pending.is_empty() && until.is_none() {
+        return ready;
+    }
+    let nearest = pending
+        .iter()
+        .map(|p| p.deadline)
+        .chain(until)
+        .min()
+        .unwrap_or_else(monotonic_clock::now);
+    let mut pollables = Vec::with_capacity(pending.len() + 1);
+    let mut owners = Vec::with_capacity(pending.len());
+    for (index, p) in pending.iter().enumerate() {
+        if let PendingState::Sent(future) = &p.state {
+            pollables.push(future.subscribe());
+            owners.push(index);
+        }
+    }
+    pollables.push(monotonic_clock::subscribe_instant(nearest));
+    let refs: Vec<&wasi::io::poll::Pollable> = pollables.iter().collect();
+    let fired = wasi::io::poll::poll(&refs);
+    let now = monotonic_clock::now();
+    let mut ready: Vec<usize> = fired
+        .iter()
+        .filter_map(|&i| owners.get(i as usize).copied())
+        .collect();
+    // A request past its deadline is finished too (as no answer).
+    ready.extend((0..pending.len()).filter(|&i| pending[i].deadline <= now));
+    ready.sort_unstable();
+    ready.dedup();
+    ready
 }
 
 enum Failure {
@@ -118,13 +211,44 @@ fn never_sent(code: &ErrorCode) -> bool {
     )
 }
 
+fn classify_code(e: &ErrorCode, what: &str) -> Failure {
+    let error = anyhow!("{what}: {e:?}");
+    if never_sent(e) {
+        Failure::NotSent(error)
+    } else {
+        Failure::Unknown(error)
+    }
+}
+
+/// Sends a request and returns at once; its answer is read by [`Pending::finish`]. The deadline
+/// ([`REQUEST_DEADLINE_NS`]) counts from now.
+pub fn start(
+    method: &Method,
+    origin: &Origin,
+    path_with_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Pending {
+    let deadline = monotonic_clock::now().saturating_add(REQUEST_DEADLINE_NS);
+    let state = match send(method, origin, path_with_query, headers, body) {
+        Ok(future) => PendingState::Sent(future),
+        Err(Failure::NotSent(error)) => PendingState::Early(Reply::NotSent {
+            reason: format!("{error:#}"),
+        }),
+        Err(Failure::Unknown(error)) => PendingState::Early(Reply::NoAnswer {
+            reason: format!("{error:#}"),
+        }),
+    };
+    Pending { state, deadline }
+}
+
 fn send(
     method: &Method,
     origin: &Origin,
     path_with_query: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> Result<Reply, Failure> {
+) -> Result<FutureIncomingResponse, Failure> {
     let not_sent = |e: anyhow::Error| Failure::NotSent(e);
     let mut entries: Vec<(String, Vec<u8>)> = headers
         .iter()
@@ -158,15 +282,8 @@ fn send(
         options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS)),
         "between bytes timeout",
     )?;
-    let deadline = monotonic_clock::now().saturating_add(REQUEST_DEADLINE_NS);
-    let future = outgoing_handler::handle(request, Some(options)).map_err(|e| {
-        let error = anyhow!("sending: {e:?}");
-        if never_sent(&e) {
-            Failure::NotSent(error)
-        } else {
-            Failure::Unknown(error)
-        }
-    })?;
+    let future = outgoing_handler::handle(request, Some(options))
+        .map_err(|e| classify_code(&e, "sending"))?;
     {
         let stream = outgoing_body
             .write()
@@ -179,20 +296,22 @@ fn send(
     }
     OutgoingBody::finish(outgoing_body, None)
         .map_err(|e| anyhow!("finishing the request body: {e:?}"))?;
+    Ok(future)
+}
+
+fn read_answer(future: &FutureIncomingResponse, deadline: u64) -> Result<Finished, Failure> {
     wait(&future.subscribe(), deadline)?;
     let response = future
         .get()
         .ok_or_else(|| anyhow!("no answer after waiting"))?
         .map_err(|()| anyhow!("answer taken twice"))?
-        .map_err(|e| {
-            let error = anyhow!("no answer: {e:?}");
-            if never_sent(&e) {
-                Failure::NotSent(error)
-            } else {
-                Failure::Unknown(error)
-            }
-        })?;
+        .map_err(|e| classify_code(&e, "no answer"))?;
     let status = response.status();
+    let retry_after_secs = response
+        .headers()
+        .get("retry-after")
+        .first()
+        .and_then(|value| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
     let incoming = response
         .consume()
         .map_err(|()| anyhow!("answer body taken twice"))?;
@@ -217,9 +336,12 @@ fn send(
             }
         }
     }
-    Ok(Reply::Answered {
-        status,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+    Ok(Finished {
+        reply: Reply::Answered {
+            status,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        },
+        retry_after_secs,
     })
 }
 

@@ -36,7 +36,13 @@ impl Stripe {
     /// Sends an attempt's stored request: `POST /v1/payment_intents` with its form body, on
     /// its connected account, with its idempotency key.
     pub fn send(&self, request: &SentRequest) -> Reply {
-        self.post(
+        answer(self.start_send(request).finish())
+    }
+
+    /// [`Stripe::send`] without waiting: the answer is read by [`outbound::Pending::finish`]
+    /// (see [`answer`]), so many can be in flight at once.
+    pub fn start_send(&self, request: &SentRequest) -> outbound::Pending {
+        self.start_post(
             mio_shared::stripe::PAYMENT_INTENTS_PATH,
             &request.stripe_account,
             &request.idempotency_key,
@@ -47,7 +53,20 @@ impl Stripe {
     /// `POST path` with form body `form`, on connected account `account`, with
     /// `idempotency_key`.
     pub fn post(&self, path: &str, account: &str, idempotency_key: &str, form: &str) -> Reply {
-        reply(self.exchange(
+        answer(
+            self.start_post(path, account, idempotency_key, form)
+                .finish(),
+        )
+    }
+
+    fn start_post(
+        &self,
+        path: &str,
+        account: &str,
+        idempotency_key: &str,
+        form: &str,
+    ) -> outbound::Pending {
+        self.start(
             &Method::Post,
             path,
             &[
@@ -56,40 +75,45 @@ impl Stripe {
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
             Some(form.as_bytes()),
-        ))
+        )
     }
 
     /// `GET path_with_query` on connected account `account`.
     pub fn get(&self, path_with_query: &str, account: &str) -> Reply {
-        reply(self.exchange(
+        answer(self.start_get(path_with_query, account).finish())
+    }
+
+    /// [`Stripe::get`] without waiting.
+    pub fn start_get(&self, path_with_query: &str, account: &str) -> outbound::Pending {
+        self.start(
             &Method::Get,
             path_with_query,
             &[("stripe-account", account)],
             None,
-        ))
+        )
     }
 
-    fn exchange(
+    fn start(
         &self,
         method: &Method,
         path_with_query: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> outbound::Reply {
+    ) -> outbound::Pending {
         let authorization = format!("Bearer {}", self.secret_key);
         let mut all = vec![
             ("authorization", authorization.as_str()),
             ("stripe-version", mio_shared::stripe::API_VERSION),
         ];
         all.extend_from_slice(headers);
-        outbound::exchange(method, &self.origin, path_with_query, &all, body)
+        outbound::start(method, &self.origin, path_with_query, &all, body)
     }
 }
 
-// Stripe's outcomes do not tell "never sent" apart: not knowing is not knowing either way,
-// and the core settles by lookup.
-fn reply(exchange: outbound::Reply) -> Reply {
-    match exchange {
+/// What a finished Stripe request tells the core. Stripe's outcomes do not tell "never sent"
+/// apart: not knowing is not knowing either way, and the core settles by lookup.
+pub fn answer(finished: outbound::Finished) -> Reply {
+    match finished.reply {
         outbound::Reply::Answered { status, body } => Reply::Answered { status, body },
         outbound::Reply::NotSent { reason } | outbound::Reply::NoAnswer { reason } => {
             Reply::NoAnswer { reason }

@@ -47,3 +47,9 @@ pub fn secret_variable(name: &str) -> Option<String> {
         }
     }
 }
+
+/// Blocks this instance for `ms` milliseconds (a monotonic-clock timer).
+pub fn sleep_ms(ms: u64) {
+    let timer = wasi::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000));
+    timer.block();
+}

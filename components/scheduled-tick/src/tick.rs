@@ -7,29 +7,34 @@ use crate::lease;
 use crate::storage::{self, ChargeFacts};
 use anyhow::anyhow;
 use mio_platform::claims::{self, ClaimedJob};
+use mio_platform::outbound::{self, Pending};
 use mio_platform::overrides::load_overrides;
 use mio_platform::payments::{self, Actor, JobRef};
 use mio_platform::settings::{AccountSettings, load_settings};
-use mio_platform::stripe_http::Stripe;
+use mio_platform::stripe_http::{self, Stripe};
 use mio_platform::{SpinDb, db, system};
 use mio_shared::JobStatus;
-use mio_shared::attempt::{Attempt, Effect, Event, Ledger, Machine};
+use mio_shared::attempt::{Attempt, Effect, Event, Ledger, Machine, Reply};
 use mio_shared::charge::{Precheck, PrecheckInput, precheck, run_error_prefix};
+use mio_shared::pace::{self, Pace};
 use mio_shared::rules::{Automation, Decision, resolve};
 use mio_shared::stripe::ChargeRequest;
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Jobs claimed per statement.
+/// Jobs claimed per statement, at least (a run claims twice its in-flight bound at a time).
 const BATCH: u32 = 25;
-/// How long a claimed job stays ours. A run makes at most one Stripe request, which the tick
-/// itself stops after `stripe_http::REQUEST_DEADLINE` (15 s) even on a host with no request
-/// timeout; with [`BUDGET`] that bounds a tick to about 25 s, far inside the lease, so a live
-/// tick never loses a job, and a crashed one's jobs come back soon.
+/// How long a claimed job stays ours. A job's run makes at most two Stripe requests one after
+/// the other (a resend, then a lookup), each stopped after `outbound::REQUEST_DEADLINE_NS`
+/// (15 s) even on a host with no request timeout; with [`BUDGET`] that bounds a tick to about a
+/// minute, inside the lease, so a live tick never loses a job, and a crashed one's jobs come
+/// back soon.
 const LEASE_MINUTES: i64 = 2;
-/// No job is started after this much time. Claimed jobs left over are released for the next
-/// tick.
-const BUDGET: Duration = Duration::from_secs(10);
+/// No job is started after this much time; the jobs in flight then finish. Claimed jobs left
+/// over are released for the next tick. Long enough for one cron run to drain a backlog of
+/// thousands at Stripe's pace.
+const BUDGET: Duration = Duration::from_secs(30);
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -109,50 +114,137 @@ fn owner() -> anyhow::Result<String> {
     ))
 }
 
+/// The bound on Stripe requests in flight, from the `tick_concurrency` variable.
+fn in_flight_bound() -> usize {
+    let text = spin_sdk::variables::get("tick_concurrency").unwrap_or_default();
+    pace::parse_in_flight(&text).unwrap_or_else(|error| {
+        eprintln!("tick: {error}; using {}", pace::DEFAULT_IN_FLIGHT);
+        pace::DEFAULT_IN_FLIGHT
+    })
+}
+
+/// Milliseconds on the monotonic clock, for the pace.
+fn mono_ms() -> u64 {
+    wasi::clocks::monotonic_clock::now() / 1_000_000
+}
+
+/// A job whose Stripe request is in flight.
+struct Waiting {
+    task: Task,
+    call: Call,
+    pending: Pending,
+}
+
+/// One run: claims due jobs and keeps up to the pace's bound of Stripe requests in flight,
+/// claiming more as slots free up, until nothing is due or the budget is spent. Feedback jobs
+/// run in line (their sends are short and few).
 fn run(owner: &str) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let db = db::open(system::now()?)?;
     let mut stripe = LazyStripe(None);
     let mut summary = Summary::default();
-    'claims: while started.elapsed() < BUDGET {
-        let now = system::now()?;
-        let jobs = claims::claim(&db, owner, BATCH, now.plus_minutes(LEASE_MINUTES), now)?;
-        if jobs.is_empty() {
-            break;
-        }
-        for (index, job) in jobs.iter().enumerate() {
-            if started.elapsed() >= BUDGET {
-                let unrun: Vec<&str> = jobs[index..].iter().map(|j| j.id.as_str()).collect();
-                claims::release(&db, owner, &unrun, system::now()?)?;
-                break 'claims;
+    let mut pace = Pace::new(in_flight_bound());
+    let batch = BATCH.max(u32::try_from(pace.limit() * 2).unwrap_or(u32::MAX));
+    let mut queue: VecDeque<ClaimedJob> = VecDeque::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
+    let mut drained = false;
+    loop {
+        // Start jobs while the pace allows.
+        while started.elapsed() < BUDGET && pace.may_start(waiting.len(), mono_ms()) {
+            if queue.is_empty() && !drained {
+                let now = system::now()?;
+                let lease = now.plus_minutes(LEASE_MINUTES);
+                queue.extend(claims::claim(&db, owner, batch, lease, now)?);
+                drained = queue.is_empty();
             }
+            let Some(job) = queue.pop_front() else { break };
             summary.claimed += 1;
-            let result = match job.automation {
-                Automation::Payment => run_job(&db, &mut stripe, owner, job),
-                Automation::Feedback => crate::feedback::run_job(&db, owner, job),
-            };
-            match result {
-                Ok(status) => summary.count(status),
-                Err(error) => {
-                    // Left leased: it is claimed again once the lease expires, a bounded
-                    // number of times. The business sees that it stopped; the cause stays in
-                    // the log.
-                    eprintln!("tick: job {} failed to run: {error:#}", job.id);
-                    summary.errors += 1;
-                    match record_run_error(&db, owner, job) {
-                        // Still leased (runs again): already counted as an error.
-                        Ok(JobStatus::Running) => {}
-                        Ok(status) => summary.count(status),
-                        Err(write) => eprintln!(
-                            "tick: job {}: the stopped run is not in activity: {write:#}",
-                            job.id
-                        ),
-                    }
+            let begun = match job.automation {
+                Automation::Payment => Task::begin(&db, &mut stripe, owner, job.clone()),
+                Automation::Feedback => {
+                    crate::feedback::run_job(&db, owner, &job).map(Progress::Done)
                 }
+            };
+            settle_progress(&db, owner, &job, begun, &mut waiting, &mut summary);
+        }
+        if waiting.is_empty() {
+            let out_of_work = queue.is_empty() && drained;
+            if out_of_work || started.elapsed() >= BUDGET {
+                break;
+            }
+            // Paused by a 429 with nothing in flight: wait out the pause.
+            if let Some(until) = pace.paused_until(mono_ms()) {
+                system::sleep_ms(until.saturating_sub(mono_ms()));
+            }
+            continue;
+        }
+        // Wait for answers (or the end of a pause, to start more).
+        let until = pace
+            .paused_until(mono_ms())
+            .map(|ms| ms.saturating_mul(1_000_000));
+        let pendings: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
+        let ready = outbound::wait_any(&pendings, until);
+        for index in ready.into_iter().rev() {
+            let Waiting {
+                task,
+                call,
+                pending,
+            } = waiting.swap_remove(index);
+            let finished = pending.finish();
+            let status = match &finished.reply {
+                outbound::Reply::Answered { status, .. } => Some(*status),
+                _ => None,
+            };
+            pace.observe(status, finished.retry_after_secs, mono_ms());
+            let job = task.job.clone();
+            let resumed = task.resume(&db, &mut stripe, owner, call, stripe_http::answer(finished));
+            settle_progress(&db, owner, &job, resumed, &mut waiting, &mut summary);
+        }
+    }
+    let unrun: Vec<&str> = queue.iter().map(|j| j.id.as_str()).collect();
+    claims::release(&db, owner, &unrun, system::now()?)?;
+    if pace.rate_limited() > 0 {
+        eprintln!(
+            "tick: Stripe rate-limited this run {} times; it slowed down to {} in flight",
+            pace.rate_limited(),
+            pace.limit()
+        );
+    }
+    Ok(summary)
+}
+
+/// Files a job's progress: in flight again, done, or stopped by an error (recorded).
+fn settle_progress(
+    db: &SpinDb,
+    owner: &str,
+    job: &ClaimedJob,
+    progress: anyhow::Result<Progress>,
+    waiting: &mut Vec<Waiting>,
+    summary: &mut Summary,
+) {
+    match progress {
+        Ok(Progress::Waiting(task, call, pending)) => waiting.push(Waiting {
+            task: *task,
+            call,
+            pending,
+        }),
+        Ok(Progress::Done(status)) => summary.count(status),
+        Err(error) => {
+            // Left leased: it is claimed again once the lease expires, a bounded number of
+            // times. The business sees that it stopped; the cause stays in the log.
+            eprintln!("tick: job {} failed to run: {error:#}", job.id);
+            summary.errors += 1;
+            match record_run_error(db, owner, job) {
+                // Still leased (runs again): already counted as an error.
+                Ok(JobStatus::Running) => {}
+                Ok(status) => summary.count(status),
+                Err(write) => eprintln!(
+                    "tick: job {}: the stopped run is not in activity: {write:#}",
+                    job.id
+                ),
             }
         }
     }
-    Ok(summary)
 }
 
 /// The Stripe client, made from the variables the first time a run needs it: a tick with
@@ -226,56 +318,118 @@ fn record_run_error(db: &SpinDb, owner: &str, job: &ClaimedJob) -> anyhow::Resul
     Ok(machine.attempt.job_status)
 }
 
-/// One run of one job: the core decides, this carries it out.
-fn run_job(
-    db: &SpinDb,
-    stripe: &mut LazyStripe,
-    owner: &str,
-    job: &ClaimedJob,
-) -> anyhow::Result<JobStatus> {
-    let now = system::now()?;
-    let inputs = load_inputs(db, job)?;
-    let check = verdict(&inputs);
-    let request = charge_request(job, &inputs, &check);
-    let facts = inputs.facts.as_ref();
-    let job = job_ref(job);
-    let mut machine = Machine::new(payments::load_attempt(db, &job, job.attempt)?);
-    let mut effects = machine.handle(
-        Event::TickDue {
-            check: &check,
-            request: request.as_ref(),
-            decision: &inputs.decision,
-            balance_cents: facts.map(|f| f.amount_cents - f.paid_cents),
-            currency: facts.map(|f| f.currency.as_str()),
-        },
-        now,
-    );
-    loop {
+/// Which Stripe request a job waits on.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Send,
+    Lookup,
+}
+
+/// Where a job's run stands.
+enum Progress {
+    /// A Stripe request is in flight; its answer goes to [`Task::resume`].
+    Waiting(Box<Task>, Call, Pending),
+    /// The run is over, with the job's status.
+    Done(JobStatus),
+}
+
+/// One run of one payment job: the core's machine, fed by this shell. The core decides; this
+/// carries the storage effects out and starts the Stripe requests it asks for.
+struct Task {
+    job: ClaimedJob,
+    job_ref: JobRef,
+    machine: Machine,
+}
+
+impl Task {
+    /// Re-checks the job and hands it to its machine.
+    fn begin(
+        db: &SpinDb,
+        stripe: &mut LazyStripe,
+        owner: &str,
+        job: ClaimedJob,
+    ) -> anyhow::Result<Progress> {
         let now = system::now()?;
-        let mut next = None;
-        for effect in &effects {
+        let inputs = load_inputs(db, &job)?;
+        let check = verdict(&inputs);
+        let request = charge_request(&job, &inputs, &check);
+        let facts = inputs.facts.as_ref();
+        let job_ref = job_ref(&job);
+        let mut machine = Machine::new(payments::load_attempt(db, &job_ref, job_ref.attempt)?);
+        let effects = machine.handle(
+            Event::TickDue {
+                check: &check,
+                request: request.as_ref(),
+                decision: &inputs.decision,
+                balance_cents: facts.map(|f| f.amount_cents - f.paid_cents),
+                currency: facts.map(|f| f.currency.as_str()),
+            },
+            now,
+        );
+        Task {
+            job,
+            job_ref,
+            machine,
+        }
+        .carry_out(db, stripe, owner, &effects)
+    }
+
+    /// Feeds the answer of the request it waited on.
+    fn resume(
+        mut self,
+        db: &SpinDb,
+        stripe: &mut LazyStripe,
+        owner: &str,
+        call: Call,
+        reply: Reply,
+    ) -> anyhow::Result<Progress> {
+        let event = match call {
+            Call::Send => Event::Answer(reply),
+            Call::Lookup => Event::LookupAnswer(reply),
+        };
+        let effects = self.machine.handle(event, system::now()?);
+        self.carry_out(db, stripe, owner, &effects)
+    }
+
+    /// Performs the storage effects in order and starts the Stripe request, if any (the
+    /// machine asks for at most one at a time).
+    fn carry_out(
+        self,
+        db: &SpinDb,
+        stripe: &mut LazyStripe,
+        owner: &str,
+        effects: &[Effect],
+    ) -> anyhow::Result<Progress> {
+        let now = system::now()?;
+        let mut started = None;
+        for effect in effects {
             match effect {
-                Effect::Send(request) => next = Some(Event::Answer(stripe.get()?.send(request))),
+                Effect::Send(request) => {
+                    started = Some((Call::Send, stripe.get()?.start_send(request)));
+                }
                 Effect::Lookup {
                     stripe_account,
                     path_with_query,
                 } => {
-                    next = Some(Event::LookupAnswer(
-                        stripe.get()?.get(path_with_query, stripe_account),
-                    ));
+                    let pending = stripe.get()?.start_get(path_with_query, stripe_account);
+                    started = Some((Call::Lookup, pending));
                 }
-                other => payments::perform(db, &job, job.attempt, other, Actor::Tick(owner), now)?,
+                other => payments::perform(
+                    db,
+                    &self.job_ref,
+                    self.job_ref.attempt,
+                    other,
+                    Actor::Tick(owner),
+                    now,
+                )?,
             }
         }
-        match next {
-            Some(event) => effects = machine.handle(event, system::now()?),
-            None => break,
+        match (started, self.machine.attempt.job_status) {
+            (Some((call, pending)), _) => Ok(Progress::Waiting(Box::new(self), call, pending)),
+            // Not settled: a run error, so it is retried a bounded number of times.
+            (None, JobStatus::Running) => Err(anyhow!("the run ended without settling the job")),
+            (None, status) => Ok(Progress::Done(status)),
         }
-    }
-    match machine.attempt.job_status {
-        // Not settled: a run error, so it is retried a bounded number of times.
-        JobStatus::Running => Err(anyhow!("the run ended without settling the job")),
-        status => Ok(status),
     }
 }
 

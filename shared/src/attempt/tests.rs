@@ -584,7 +584,7 @@ fn open(started_at: Timestamp, tries: u32, maybe_executed: bool) -> Attempt {
     }
 }
 
-fn tick_due(machine: &mut Machine<'_>, now: Timestamp) -> Vec<Effect> {
+fn tick_due(machine: &mut Machine, now: Timestamp) -> Vec<Effect> {
     static CHECK: std::sync::OnceLock<(Precheck, Decision)> = std::sync::OnceLock::new();
     let (check, decision) = CHECK.get_or_init(|| {
         (
