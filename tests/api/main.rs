@@ -11,6 +11,7 @@ mod migrations;
 mod openapi;
 mod overrides;
 mod payment_methods;
+mod scale;
 mod settings;
 mod tick;
 mod webhook;

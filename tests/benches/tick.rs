@@ -7,6 +7,11 @@
 //!    a job planned for later); prints the time of the tick that charges them. A claim that
 //!    scanned bookings or jobs would grow with the store; an indexed one does not.
 //!
+//! 3. Against a Stripe that answers in 300 ms: due jobs drained by cron-style runs with 1, 8, 32
+//!    and 64 requests in flight (`tick_concurrency`); then 1,000 jobs with two hosts ticking on
+//!    one state directory (no job charged twice); then the API's latency (`GET
+//!    /api/v1/customers/{id}`, p50/p99) while a backlog drains.
+//!
 //! Run: `cargo bench -p mio-tests --bench tick` (after `scripts/test` or a wasm build). Rows are
 //! seeded with recursive-CTE inserts straight into the app's SQLite file. Loops are bounded; the
 //! servers listen on 127.0.0.1 and stop when the benchmark ends.
@@ -15,7 +20,19 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{seed, start, tick, tick_until_idle};
+use mio_tests::{Options, TestApp};
+use reqwest::Method;
+use support::{seed, start, start_with, tick, tick_until_idle};
+
+const STRIPE_LATENCY: Duration = Duration::from_millis(300);
+
+fn in_flight(n: usize) -> Options {
+    let mut options = Options::default();
+    options
+        .variables
+        .insert("SPIN_VARIABLE_TICK_CONCURRENCY".into(), n.to_string());
+    options
+}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -58,6 +75,97 @@ async fn main() {
             idle.elapsed()
         );
     }
+
+    println!();
+    println!("against a Stripe answering in {STRIPE_LATENCY:?}");
+    for (n, jobs) in [(1, 50), (8, 300), (32, 1_000), (64, 1_000)] {
+        let (stripe, app, account, customer) = start_with(in_flight(n)).await;
+        stripe.set_latency(STRIPE_LATENCY);
+        seed(&app, &account, &customer, "due", jobs, -60);
+        let (charged, ticks, elapsed) = tick_until_idle(&app).await;
+        assert_eq!(stripe.succeeded_charges().len(), usize::try_from(jobs).expect("small"));
+        row(
+            &format!("{jobs} due, {n} in flight ({ticks} runs)"),
+            charged,
+            elapsed,
+        );
+    }
+
+    // Two hosts on one state directory, both ticking.
+    let (stripe, app, account, customer) = start_with(in_flight(64)).await;
+    stripe.set_latency(STRIPE_LATENCY);
+    let mut options = in_flight(64);
+    for (name, value) in [
+        ("STRIPE_SECRET_KEY", stripe.secret_key().to_owned()),
+        ("STRIPE_API_BASE", stripe.url()),
+        ("STRIPE_WEBHOOK_SECRET", stripe.webhook_secret().to_owned()),
+    ] {
+        options
+            .variables
+            .insert(format!("SPIN_VARIABLE_{name}"), value);
+    }
+    let replica = app.replica(options).await;
+    seed(&app, &account, &customer, "due", 1_000, -60);
+    let started = Instant::now();
+    let (a, b) = tokio::join!(tick_until_idle(&app), tick_until_idle(&replica));
+    let elapsed = started.elapsed();
+    let per_job = stripe.charges_per_metadata("mio_job_id");
+    assert_eq!(per_job.len(), 1_000, "every job charged");
+    assert!(per_job.values().all(|n| *n == 1), "a job charged twice");
+    row(
+        &format!("1,000 due, 2 hosts x 64 ({}+{} runs)", a.1, b.1),
+        a.0 + b.0,
+        elapsed,
+    );
+    drop(replica);
+    drop(app);
+
+    // The API while a backlog drains.
+    let (stripe, app, account, customer) = start_with(in_flight(64)).await;
+    stripe.set_latency(STRIPE_LATENCY);
+    let (reader, token) = reader(&app).await;
+    let idle = latencies(&app, &reader, &token).await;
+    seed(&app, &account, &customer, "due", 1_000, -60);
+    let (busy, _) = tokio::join!(latencies(&app, &reader, &token), tick_until_idle(&app));
+    println!(
+        "GET /api/v1/customers/{{id}}: idle p50 {:.2?} p99 {:.2?}; while 1,000 charges drain p50 {:.2?} p99 {:.2?}",
+        idle.0, idle.1, busy.0, busy.1
+    );
+}
+
+/// A second business with one customer, whose reads the benchmark times: (customer, token).
+async fn reader(app: &TestApp) -> (String, String) {
+    let (_, token) = app.create_account("Reader Cleaning").await;
+    let (status, customer) = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&token),
+            Some(serde_json::json!({"name": "Grace"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    (customer["id"].as_str().expect("id").to_owned(), token)
+}
+
+/// p50 and p99 of 500 `GET /api/v1/customers/{id}`, one at a time.
+async fn latencies(app: &TestApp, customer: &str, token: &str) -> (Duration, Duration) {
+    let mut times = Vec::with_capacity(500);
+    for _ in 0..500 {
+        let started = Instant::now();
+        let (status, _) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/customers/{customer}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    (times[times.len() / 2], times[times.len() * 99 / 100])
 }
 
 fn row(case: &str, charges: i64, elapsed: Duration) {

@@ -35,6 +35,12 @@ pub const SEED_JOBS: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i
 
 /// An app with MioPay, rules and one customer with a card, on its own fake Stripe.
 pub async fn start() -> (FakeStripe, TestApp, String, String) {
+    start_with(Options::default()).await
+}
+
+/// [`start`] with `options` (e.g. `SPIN_VARIABLE_TICK_CONCURRENCY`); the Stripe variables are
+/// set to the fake's.
+pub async fn start_with(mut options: Options) -> (FakeStripe, TestApp, String, String) {
     let stripe = FakeStripe::start().await;
     stripe.add_payment_method(
         Some(STRIPE_ACCOUNT),
@@ -45,7 +51,6 @@ pub async fn start() -> (FakeStripe, TestApp, String, String) {
         12,
         2030,
     );
-    let mut options = Options::default();
     options.variables.insert(
         "SPIN_VARIABLE_STRIPE_SECRET_KEY".into(),
         stripe.secret_key().to_owned(),
