@@ -243,6 +243,53 @@
 //! <https://docs.stripe.com/search>); [`FakeStripe::set_search_delay`] reproduces that lag (zero by
 //! default).
 //!
+//! # Under load: latency, random faults, rate limiting
+//!
+//! Sources: <https://docs.stripe.com/rate-limits>, <https://docs.stripe.com/error-low-level>
+//! (idempotency, server errors), <https://docs.stripe.com/api/idempotent_requests>.
+//!
+//! Every connection is served by its own task and the state lock is only held for short,
+//! non-blocking steps, so many requests (64 and more at once, thousands per test) are served
+//! concurrently; lookups by id (PaymentIntents, events) go through indexes, not scans.
+//!
+//! * [`FakeStripe::set_latency`]: every API request (not the webhook deliveries the fake sends)
+//!   is answered only after that delay, counted from its arrival. Requests wait side by side:
+//!   64 requests at once take about one latency, not 64. The request is on its way to Stripe
+//!   while it waits: once it has arrived it runs to the end, after the latency, even if the
+//!   client gives up before the answer (a request that reached Stripe executes whether or not
+//!   the client is still waiting).
+//! * [`FakeStripe::set_random_faults`]: `POST /v1/payment_intents` requests that are about to
+//!   execute fail, with probability `rate` drawn from a deterministic PRNG seeded with `seed`,
+//!   in one of two ways chosen at random: [`Outcome::ChargeThenDropConnection`] (charged, saved
+//!   under the key, no answer) or [`Outcome::ServerErrorBeforeExecution`] (`500 api_error`,
+//!   nothing executed or saved). Only a request that would execute is drawn for: not an
+//!   idempotent replay (a replay executes nothing, so it cannot "charge then drop"; charging it
+//!   again would break the very guarantee a same-key retry relies on, and Stripe never does),
+//!   nor a `409` for a key in use, nor a request refused for its parameters. So a same-key retry
+//!   after a dropped connection always gets the saved charge back, never a second one, and the
+//!   sequence of faults depends only on the order in which requests begin executing, not on how
+//!   often a client retries. A scripted outcome ([`FakeStripe::push_outcome`]) takes precedence:
+//!   while the script is not empty, no draw is made. [`FakeStripe::injected_faults`] lists what
+//!   was injected.
+//! * [`FakeStripe::rate_limit_for`]: every API request arriving in the window gets `429`, type
+//!   `invalid_request_error`, code `rate_limit` ("If you send many requests in quick succession,
+//!   you might receive 429 error responses", <https://docs.stripe.com/rate-limits>). Stripe's
+//!   rate limiters run in front of the idempotency layer, so nothing is executed or saved under
+//!   the key and a retry with the same key after the window executes for real
+//!   (<https://docs.stripe.com/error-low-level#content-errors>); no scripted outcome and no random
+//!   fault is used. No `Stripe-Should-Retry` header is sent: the API adds it only when it knows
+//!   more than the status code says, and Stripe's SDKs fall back on the status when it is absent
+//!   (<https://github.com/stripe/stripe-node/pull/692>,
+//!   <https://github.com/stripe/stripe-ruby/pull/853>); nothing we found in Stripe's docs says a
+//!   `429` carries it, and the rate-limits page describes handling a `429` from its status alone
+//!   (back off, then retry). So a client must cope without it; like the scripted
+//!   [`Outcome::RateLimit`], the `429` is the whole signal.
+//! * [`FakeStripe::api_request_times`]: the arrival time of every API request, in order, to
+//!   measure the request rate before, during and after a rate-limit window.
+//! * [`FakeStripe::charges_per_metadata`]: how many succeeded PaymentIntents carry each value of a
+//!   metadata key, to check "exactly one charge per job" (two attempts of a job use two
+//!   idempotency keys, so nothing but the client keeps them from both charging).
+//!
 //! # Events and webhooks
 //!
 //! Sources: <https://docs.stripe.com/webhooks>, <https://docs.stripe.com/webhooks/signature>,
@@ -594,9 +641,7 @@ impl FakeStripe {
     pub fn event_payload(&self, event_id: &str) -> Option<String> {
         self.shared
             .lock()
-            .events
-            .iter()
-            .find(|e| e.id == event_id)
+            .event(event_id)
             .map(|e| e.payload.clone())
     }
 
@@ -635,11 +680,7 @@ impl FakeStripe {
             let state = self.shared.lock();
             (
                 state.webhook_url.clone(),
-                state
-                    .events
-                    .iter()
-                    .find(|e| e.id == event_id)
-                    .map(|e| e.payload.clone()),
+                state.event(event_id).map(|e| e.payload.clone()),
             )
         };
         let Some(url) = url else {
@@ -675,7 +716,7 @@ impl FakeStripe {
         state.deliveries.push((event_id.to_owned(), status));
         // Stripe counts any 2xx as received (<https://docs.stripe.com/webhooks>).
         if (200..300).contains(&status)
-            && let Some(event) = state.events.iter_mut().find(|e| e.id == event_id)
+            && let Some(event) = state.event_mut(event_id)
         {
             event.delivered = true;
         }
@@ -799,6 +840,57 @@ impl FakeStripe {
         self.shared.lock().search_delay = delay;
     }
 
+    /// Every API request is answered only `latency` after it arrived (zero by default). The wait
+    /// is asynchronous and per request: concurrent requests wait side by side, so 64 of them at
+    /// once take about one `latency`. The request executes after the wait whether or not the
+    /// client is still there (it had already reached Stripe). Webhook deliveries are not delayed.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// From now on, each `POST /v1/payment_intents` that is about to execute (not a replay, not a
+    /// `409`, not a request refused for its parameters, and only while no scripted outcome is
+    /// queued) fails with probability `rate`: half of the faults (at random) are
+    /// [`Outcome::ChargeThenDropConnection`], the other half
+    /// [`Outcome::ServerErrorBeforeExecution`]. The draws come from a SplitMix64 generator
+    /// seeded with `seed`, so the same seed gives the same sequence of faults for the same order
+    /// of executions. `rate` 0 turns the faults off. See "Under load" in the module docs for why
+    /// replays are never faulted.
+    ///
+    /// # Panics
+    ///
+    /// If `rate` is not within `0.0..=1.0`.
+    pub fn set_random_faults(&self, rate: f64, seed: u64) {
+        assert!(
+            (0.0..=1.0).contains(&rate),
+            "FakeStripe::set_random_faults: rate {rate} is not a probability"
+        );
+        self.shared.lock().random_faults = (rate > 0.0).then_some(RandomFaults {
+            rate,
+            rng: SplitMix64(seed),
+        });
+    }
+
+    /// The faults [`FakeStripe::set_random_faults`] injected so far, in order: the `Request-Id`
+    /// of the faulted request and what it got.
+    pub fn injected_faults(&self) -> Vec<(String, Outcome)> {
+        self.shared.lock().injected_faults.clone()
+    }
+
+    /// Every API request arriving from now until `window` from now gets `429` with code
+    /// `rate_limit`, before anything else (authentication included) is looked at: nothing is
+    /// executed, nothing is saved under an idempotency key, no scripted outcome or random fault
+    /// is used. A later call replaces the window; a zero `window` ends it.
+    pub fn rate_limit_for(&self, window: Duration) {
+        self.shared.lock().rate_limited_until = Some(Instant::now() + window);
+    }
+
+    /// When each API request arrived (its headers were read), in arrival order, refused and
+    /// rate-limited ones included (as many as [`FakeStripe::requests`] once all have been read).
+    pub fn api_request_times(&self) -> Vec<Instant> {
+        self.shared.lock().arrivals.clone()
+    }
+
     /// Forgets every saved idempotency key, as Stripe does once keys are more than 24 hours old:
     /// the same key then executes a new request.
     pub fn expire_idempotency_keys(&self) {
@@ -818,12 +910,37 @@ impl FakeStripe {
             .collect()
     }
 
-    /// The PaymentIntents that actually collected money (`status: "succeeded"`).
+    /// The PaymentIntents that actually collected money (`status: "succeeded"`), oldest first.
+    /// Nothing in the fake keeps two of them from being for the same job or booking: requests
+    /// with different idempotency keys (two attempts of a job), without a key, or after
+    /// [`FakeStripe::expire_idempotency_keys`] each charge, as at Stripe. See
+    /// [`FakeStripe::charges_per_metadata`] to count them per job.
     pub fn succeeded_charges(&self) -> Vec<ChargeRecord> {
-        self.charges()
-            .into_iter()
-            .filter(|c| c.status == "succeeded")
+        self.shared
+            .lock()
+            .intents
+            .iter()
+            .filter(|i| i.object["status"] == "succeeded")
+            .map(StoredIntent::record)
             .collect()
+    }
+
+    /// How many succeeded PaymentIntents (as in [`FakeStripe::succeeded_charges`], on any
+    /// account) carry each value of metadata key `key` (`"mio_job_id"`, `"mio_booking_id"`, …);
+    /// intents without that key are not counted. "Exactly N charges, no duplicates" is
+    /// `map.len() == N && map.values().all(|&n| n == 1)`.
+    pub fn charges_per_metadata(&self, key: &str) -> HashMap<String, usize> {
+        let state = self.shared.lock();
+        let mut counts = HashMap::new();
+        for intent in &state.intents {
+            if intent.object["status"] != "succeeded" {
+                continue;
+            }
+            if let Some(value) = intent.object["metadata"][key].as_str() {
+                *counts.entry(value.to_owned()).or_insert(0) += 1;
+            }
+        }
+        counts
     }
 
     /// Every request received so far, oldest first.
@@ -833,9 +950,12 @@ impl FakeStripe {
 
     /// The requests for `method path` (path without query), oldest first.
     pub fn requests_to(&self, method: &str, path: &str) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
+        self.shared
+            .lock()
+            .requests
+            .iter()
             .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path == path)
+            .cloned()
             .collect()
     }
 
@@ -1005,9 +1125,7 @@ impl FakeStripe {
         let result = {
             let mut state = self.shared.lock();
             let found = state
-                .intents
-                .iter()
-                .find(|i| i.id() == payment_intent)
+                .intent(payment_intent)
                 .map(|i| (i.account.clone(), i.api_version.clone()));
             match found {
                 None => Err(format!("No such payment_intent: '{payment_intent}'")),
@@ -1189,6 +1307,96 @@ struct State {
     webhook_url: Option<String>,
     events: Vec<StoredEvent>,
     deliveries: Vec<(String, u16)>,
+    /// Position in `intents` of each PaymentIntent id (ids are unique across accounts).
+    intent_index: HashMap<String, usize>,
+    /// Position in `events` of each event id.
+    event_index: HashMap<String, usize>,
+    /// See [`FakeStripe::set_latency`].
+    latency: Duration,
+    /// See [`FakeStripe::set_random_faults`]; `None`: off.
+    random_faults: Option<RandomFaults>,
+    /// `(Request-Id, fault)` of every injected fault, in order.
+    injected_faults: Vec<(String, Outcome)>,
+    /// See [`FakeStripe::rate_limit_for`].
+    rate_limited_until: Option<Instant>,
+    /// Arrival time of every API request, in order.
+    arrivals: Vec<Instant>,
+}
+
+impl State {
+    /// The PaymentIntent `id`, on whatever account it lives.
+    fn intent(&self, id: &str) -> Option<&StoredIntent> {
+        self.intent_index.get(id).and_then(|&i| self.intents.get(i))
+    }
+
+    fn intent_mut(&mut self, id: &str) -> Option<&mut StoredIntent> {
+        let index = *self.intent_index.get(id)?;
+        self.intents.get_mut(index)
+    }
+
+    fn push_intent(&mut self, intent: StoredIntent) {
+        self.intent_index
+            .insert(intent.id().to_owned(), self.intents.len());
+        self.intents.push(intent);
+    }
+
+    fn event(&self, id: &str) -> Option<&StoredEvent> {
+        self.event_index.get(id).and_then(|&i| self.events.get(i))
+    }
+
+    fn event_mut(&mut self, id: &str) -> Option<&mut StoredEvent> {
+        let index = *self.event_index.get(id)?;
+        self.events.get_mut(index)
+    }
+
+    /// The outcome of a `POST /v1/payment_intents` that is about to execute: the next scripted
+    /// one, or else (random faults on) a draw, or else [`Outcome::Succeed`]. Called exactly once
+    /// per request that gets this far, so replays and refusals never use up a draw.
+    fn next_outcome(&mut self, request_id: &str) -> Outcome {
+        if let Some(outcome) = self.script.pop_front() {
+            return outcome;
+        }
+        let Some(faults) = &mut self.random_faults else {
+            return Outcome::Succeed;
+        };
+        if faults.rng.next_f64() >= faults.rate {
+            return Outcome::Succeed;
+        }
+        let fault = if faults.rng.next_u64() & 1 == 0 {
+            Outcome::ChargeThenDropConnection
+        } else {
+            Outcome::ServerErrorBeforeExecution
+        };
+        self.injected_faults
+            .push((request_id.to_owned(), fault.clone()));
+        fault
+    }
+}
+
+/// What [`FakeStripe::set_random_faults`] set.
+struct RandomFaults {
+    rate: f64,
+    rng: SplitMix64,
+}
+
+/// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014):
+/// a tiny deterministic generator, good enough to pick faults reproducibly.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`: the top 53 bits as the mantissa.
+    fn next_f64(&mut self) -> f64 {
+        const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
+        (self.next_u64() >> 11) as f64 * SCALE
+    }
 }
 
 /// An event, serialized once: every delivery sends `payload` unchanged.
@@ -1215,6 +1423,9 @@ struct StoredObject {
     account: Option<String>,
     /// The API version its later events are rendered in (the creating request's, or the default).
     api_version: String,
+    /// `object["id"]`, kept apart because lookups compare it for every stored object (an id
+    /// never changes).
+    id: String,
     object: Value,
     /// Customers only: deleted (retrieve then answers the `deleted: true` stub).
     deleted: bool,
@@ -1225,13 +1436,14 @@ impl StoredObject {
         StoredObject {
             account,
             api_version: api_version.to_owned(),
+            id: object["id"].as_str().unwrap_or_default().to_owned(),
             object,
             deleted: false,
         }
     }
 
     fn id(&self) -> &str {
-        self.object["id"].as_str().unwrap_or_default()
+        &self.id
     }
 
     fn is(&self, account: Option<&str>, id: &str) -> bool {
@@ -1504,6 +1716,17 @@ async fn serve(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ConnectionDropped> {
     let request_id = shared.new_id("req_", 14);
+    // Arrival: the request line and headers are in. A rate-limit window and the latency count
+    // from here; the time is taken under the lock so `arrivals` is in order.
+    let (arrived, latency, rate_limited) = {
+        let mut state = shared.lock();
+        let arrived = Instant::now();
+        state.arrivals.push(arrived);
+        let limited = state
+            .rate_limited_until
+            .is_some_and(|until| arrived < until);
+        (arrived, state.latency, limited)
+    };
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_BODY_BYTES)
         .collect()
@@ -1552,7 +1775,34 @@ async fn serve(
             recorded.replayed = reply.replayed;
         }
     };
-    match dispatch(&shared, &incoming, &request_id).await {
+    let answer_at = tokio::time::Instant::from_std(arrived + latency);
+    let (incoming, handled) = if rate_limited {
+        // Stripe's rate limiters run in front of everything else, the idempotency layer
+        // included: nothing is executed or saved, no outcome is used
+        // (<https://docs.stripe.com/rate-limits>,
+        // <https://docs.stripe.com/error-low-level#content-errors>).
+        tokio::time::sleep_until(answer_at).await;
+        (incoming, Handled::Reply(rate_limited_reply(&request_id)))
+    } else if latency.is_zero() {
+        let handled = dispatch(&shared, &incoming, &request_id).await;
+        (incoming, handled)
+    } else {
+        // The request is on its way to Stripe: it runs in its own task, so it executes after the
+        // latency even if the client stops waiting, as a request that reached Stripe does. Every
+        // request sleeps on its own; nothing holds the lock meanwhile.
+        let shared = Arc::clone(&shared);
+        let request_id = request_id.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(answer_at).await;
+            let handled = dispatch(&shared, &incoming, &request_id).await;
+            (incoming, handled)
+        });
+        match task.await {
+            Ok(done) => done,
+            Err(_) => return Err(ConnectionDropped),
+        }
+    };
+    match handled {
         Handled::Reply(reply) => {
             record(&reply);
             Ok(respond(&incoming, &request_id, &reply, || {
@@ -1956,7 +2206,9 @@ fn missing_parameter(name: &str) -> Failure {
         .code("parameter_missing")
 }
 
-fn rate_limited(request_id: &str) -> Reply {
+/// `429` with code `rate_limit` (<https://docs.stripe.com/rate-limits>), from in front of the
+/// idempotency layer.
+fn rate_limited_reply(request_id: &str) -> Reply {
     Failure::invalid(
         "Too many requests reached the API in too short a time. Back off exponentially and \
          retry.",
@@ -2574,9 +2826,12 @@ async fn create_payment_intent(
             Ok(create) => create,
             Err(failure) => return failure.handled(request_id),
         };
-        let outcome = state.script.pop_front().unwrap_or(Outcome::Succeed);
+        // The scripted outcome, or a random fault (drawn only here, for a request that is about
+        // to execute: never for a replay, a 409 or a refusal; see "Under load").
+        let outcome = state.next_outcome(request_id);
         if outcome.before_execution() {
-            // Pushed between our two looks at the queue: still a front-door failure.
+            // Pushed between our two looks at the queue, or a random front-door 500: still a
+            // failure in front of the idempotency layer, so nothing is marked in flight or saved.
             drop(state);
             return before_execution(outcome, request_id);
         }
@@ -2630,7 +2885,7 @@ async fn create_payment_intent(
 
 fn before_execution(outcome: Outcome, request_id: &str) -> Handled {
     match outcome {
-        Outcome::RateLimit => Handled::Reply(rate_limited(request_id)),
+        Outcome::RateLimit => Handled::Reply(rate_limited_reply(request_id)),
         Outcome::Hang => Handled::Hang,
         _ => server_error(request_id).handled(request_id),
     }
@@ -2815,7 +3070,7 @@ fn execute(shared: &Shared, execution: Execution, outcome: &Outcome) -> Reply {
                 .charge_objects
                 .push(StoredObject::new(account.clone(), &api_version, charge));
         }
-        state.intents.push(StoredIntent {
+        state.push_intent(StoredIntent {
             account: account.clone(),
             api_version,
             idempotency_key: key.clone(),
@@ -3123,6 +3378,7 @@ fn record_event_with_previous(
     }
     let mut payload = serde_json::to_string_pretty(&event).unwrap_or_default();
     payload.push('\n');
+    state.event_index.insert(id.clone(), state.events.len());
     state.events.push(StoredEvent {
         id,
         object: event,
@@ -3261,7 +3517,7 @@ fn charge_object(intent: &Value, status: &str, payment_method: Option<&str>) -> 
 /// Cancels a stored PaymentIntent (see [`FakeStripe::cancel_intent`]); `Err` with Stripe's
 /// reason when it cannot be canceled.
 fn cancel_stored_intent(shared: &Shared, state: &mut State, id: &str) -> Result<(), String> {
-    let Some(stored) = state.intents.iter_mut().find(|i| i.id() == id) else {
+    let Some(stored) = state.intent_mut(id) else {
         return Err(format!("No such payment_intent: '{id}'"));
     };
     // <https://docs.stripe.com/api/payment_intents/cancel>: "You can cancel a PaymentIntent
@@ -3316,9 +3572,8 @@ fn retrieve_payment_intent(
 ) -> Result<Value, Failure> {
     check_names(params, &["client_secret"], &["expand"])?;
     state
-        .intents
-        .iter()
-        .find(|i| i.account.as_deref() == account && i.id() == id)
+        .intent(id)
+        .filter(|i| i.account.as_deref() == account)
         .map(|i| i.object.clone())
         .ok_or_else(|| {
             Failure::invalid(format!("No such payment_intent: '{id}'"))
@@ -4307,9 +4562,8 @@ fn create_refund(
         }
         (Some(pi_id), _) => {
             let Some(intent) = state
-                .intents
-                .iter()
-                .find(|i| i.account.as_deref() == account && i.id() == pi_id)
+                .intent(pi_id)
+                .filter(|i| i.account.as_deref() == account)
             else {
                 return Err(missing_reference("payment_intent", pi_id, "payment_intent"));
             };
@@ -4464,7 +4718,7 @@ fn dispute_stored_charge(
             DISPUTE_REASONS.join(", ")
         ));
     }
-    let Some(intent) = state.intents.iter().find(|i| i.id() == payment_intent) else {
+    let Some(intent) = state.intent(payment_intent) else {
         return Err(format!("No such payment_intent: '{payment_intent}'"));
     };
     let account = intent.account.clone();

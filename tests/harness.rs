@@ -102,10 +102,28 @@ pub struct TestApp {
     /// A client for it.
     pub client: reqwest::Client,
     options: Options,
-    state: TempDir,
+    state: StateDir,
     server: Option<Server>,
     cron: Option<CronScheduler>,
     app: Arc<App>,
+}
+
+/// The state directory of a [`TestApp`], and whether dropping the app may delete it.
+enum StateDir {
+    /// A temporary directory made by [`TestApp::spawn_with`], shared with the app's replicas
+    /// ([`TestApp::replica`]): deleted when the last of them is dropped.
+    Owned(Arc<TempDir>),
+    /// A directory the app was given ([`TestApp::spawn_in`]): never deleted by it.
+    Borrowed(PathBuf),
+}
+
+impl StateDir {
+    fn path(&self) -> &Path {
+        match self {
+            StateDir::Owned(dir) => dir.path(),
+            StateDir::Borrowed(path) => path,
+        }
+    }
 }
 
 impl TestApp {
@@ -117,6 +135,37 @@ impl TestApp {
     /// Starts an application with `options`.
     pub async fn spawn_with(options: Options) -> TestApp {
         let state = tempfile::tempdir().expect("temp state dir");
+        TestApp::spawn_on(options, StateDir::Owned(Arc::new(state))).await
+    }
+
+    /// Starts an independent host (its own port, its own loaded [`App`] with its own database
+    /// connections and, with `options.cron`, its own cron scheduler) on the existing state
+    /// directory `state_dir`, so on the same SQLite files as whatever else uses it: a second
+    /// replica of a deployment. The directory is not deleted when this app is dropped; whoever
+    /// made it must keep it alive while this app runs. [`TestApp::restart`] restarts it on the
+    /// same directory.
+    pub async fn spawn_in(options: Options, state_dir: &Path) -> TestApp {
+        TestApp::spawn_on(options, StateDir::Borrowed(state_dir.to_path_buf())).await
+    }
+
+    /// Starts a replica of this app: an independent host (as [`TestApp::spawn_in`]) on this app's
+    /// state directory, with `options` (often `self.options().clone()`, or the same with other
+    /// limits). When this app owns its directory, the replica shares that ownership: the
+    /// directory is deleted once this app and all its replicas have been dropped, in any order.
+    pub async fn replica(&self, options: Options) -> TestApp {
+        let state = match &self.state {
+            StateDir::Owned(dir) => StateDir::Owned(Arc::clone(dir)),
+            StateDir::Borrowed(path) => StateDir::Borrowed(path.clone()),
+        };
+        TestApp::spawn_on(options, state).await
+    }
+
+    /// The options this app was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    async fn spawn_on(options: Options, state: StateDir) -> TestApp {
         let (app, server) = start(&options, state.path()).await.expect("host starts");
         let cron = options.cron.then(|| CronScheduler::start(Arc::clone(&app)));
         TestApp {

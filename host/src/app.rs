@@ -4,7 +4,7 @@
 //! into an `InstancePre`; every request then gets a fresh instance from it, as Spin does.
 
 use crate::calls::CallLog;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +19,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::bindings::cron::SpinCronPre;
 use crate::bindings::fermyon::spin;
 use crate::cron::CronSchedule;
-use crate::manifest::Manifest;
+use crate::manifest::{DEFAULT_LABEL, Manifest};
 use crate::outbound::AllowedHosts;
 use crate::router::Router;
+use crate::runtime_config::{Location, RuntimeConfig, SqliteDatabase, StateDir};
 use crate::state::{ComponentRuntime, RequestState, Stores};
 use crate::variables::AppVariables;
 use crate::{key_value, sqlite};
@@ -93,6 +94,10 @@ pub struct HostConfig {
     pub compile_cache: Option<PathBuf>,
     /// Log each invocation's host calls (`--log-host-calls`).
     pub log_host_calls: bool,
+    /// The runtime configuration file (`--runtime-config-file`): databases, key-value stores,
+    /// variables providers, `state_dir` (used when `state_dir` above is `None`). Its
+    /// `max_instance_memory` is not applied here: the caller decides between it and `limits`.
+    pub runtime_config: Option<RuntimeConfig>,
 }
 
 impl HostConfig {
@@ -107,6 +112,7 @@ impl HostConfig {
             variables: VariableSource::process(),
             compile_cache: None,
             log_host_calls: false,
+            runtime_config: None,
         }
     }
 }
@@ -148,7 +154,11 @@ impl App {
     /// Loads, validates and compiles the application described by `config`.
     pub fn load(config: &HostConfig) -> anyhow::Result<App> {
         let manifest = Manifest::load(&config.manifest)?;
-        let variables = AppVariables::resolve(&manifest, |key| config.variables.lookup(key))?;
+        let runtime_config = config.runtime_config.as_ref();
+        RuntimeConfig::check_labels(runtime_config, &manifest)?;
+        let providers = runtime_config.map_or(&[][..], |c| &c.variable_providers);
+        let variables =
+            AppVariables::resolve_with(&manifest, providers, |key| config.variables.lookup(key))?;
         for c in manifest.components.values() {
             ensure!(
                 c.source.is_file(),
@@ -169,23 +179,9 @@ impl App {
                 .map(|t| (t.route.clone(), t.component.clone())),
         )?;
 
-        let state_dir = config
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| manifest.root.join(".spin"));
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-        let stores = Arc::new(Stores {
-            key_value: key_value::open(&state_dir)?,
-            sqlite: sqlite::open(&state_dir)?,
-        });
+        let stores = Arc::new(open_stores(config, &manifest)?);
         for statement in &config.sqlite_statements {
-            let sql = match statement.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file)
-                    .with_context(|| format!("cannot read --sqlite file {file}"))?,
-                None => statement.clone(),
-            };
-            sqlite::run_batch(&stores.sqlite, &sql).context("--sqlite statement failed")?;
+            run_sqlite_statement(&stores, statement)?;
         }
 
         let engine = engine(config.compile_cache.as_deref())?;
@@ -294,6 +290,97 @@ impl App {
     }
 }
 
+/// The state directory as Spin resolves it: `--state-dir`, else the runtime configuration's
+/// `state_dir` (empty: none), else `.spin` beside the manifest. `None`: no state directory, so
+/// the default database and store are in memory.
+fn state_dir(config: &HostConfig, manifest: &Manifest) -> Option<PathBuf> {
+    let from_file = config
+        .runtime_config
+        .as_ref()
+        .and_then(|c| c.state_dir.clone());
+    match (&config.state_dir, from_file) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(StateDir::Path(dir))) => Some(dir),
+        (None, Some(StateDir::Unset)) => None,
+        (None, None) => Some(manifest.root.join(".spin")),
+    }
+}
+
+/// Opens every database and store: `default` (in the state directory unless the runtime
+/// configuration defines it) and each label the runtime configuration defines.
+///
+/// Nothing here locks the state directory: another `mio-host` (or Spin) may use the same files
+/// at the same time, each statement waiting up to the busy timeout for the other's locks.
+fn open_stores(config: &HostConfig, manifest: &Manifest) -> anyhow::Result<Stores> {
+    let state_dir = state_dir(config, manifest);
+    if let Some(dir) = &state_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    }
+    let in_state_dir = |file: &str| match &state_dir {
+        Some(dir) => Location::File(dir.join(file)),
+        None => Location::Memory,
+    };
+    let mut databases = BTreeMap::from([(
+        DEFAULT_LABEL.to_string(),
+        SqliteDatabase {
+            location: in_state_dir(sqlite::FILE_NAME),
+            allow_attach_file: false,
+        },
+    )]);
+    let mut kv_stores = BTreeMap::from([(
+        DEFAULT_LABEL.to_string(),
+        in_state_dir(key_value::FILE_NAME),
+    )]);
+    if let Some(rc) = &config.runtime_config {
+        databases.extend(rc.sqlite_databases.clone());
+        kv_stores.extend(rc.key_value_stores.clone());
+    }
+    let mut stores = Stores {
+        key_value: HashMap::new(),
+        sqlite: HashMap::new(),
+    };
+    for (label, db) in &databases {
+        let pool = sqlite::open_database(db)
+            .with_context(|| format!("cannot open SQLite database {label:?}"))?;
+        stores.sqlite.insert(label.clone(), pool);
+    }
+    for (label, location) in &kv_stores {
+        let pool = key_value::open_store(location)
+            .with_context(|| format!("cannot open key-value store {label:?}"))?;
+        stores.key_value.insert(label.clone(), pool);
+    }
+    Ok(stores)
+}
+
+/// Runs one `--sqlite` value as Spin does: `@file` or `@file:label` runs the file's statements
+/// against that database (`default` without a label), anything else runs against `default`
+/// (`crates/trigger/src/cli/sqlite_statements.rs`).
+fn run_sqlite_statement(stores: &Stores, statement: &str) -> anyhow::Result<()> {
+    let (sql, label) = match statement.strip_prefix('@') {
+        Some(spec) => {
+            let spec = spec.trim();
+            let (file, label) = match spec.split_once(':') {
+                Some((file, label)) if !file.trim().is_empty() && !label.trim().is_empty() => {
+                    (file.trim(), label.trim())
+                }
+                Some(_) => anyhow::bail!("--sqlite @{spec}: expected @file or @file:label"),
+                None => (spec, DEFAULT_LABEL),
+            };
+            let sql = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --sqlite file {file}"))?;
+            (sql, label)
+        }
+        None => (statement.to_string(), DEFAULT_LABEL),
+    };
+    let pool = stores
+        .sqlite
+        .get(label)
+        .with_context(|| format!("--sqlite: no SQLite database {label:?} is defined"))?;
+    sqlite::run_batch(pool, &sql)
+        .with_context(|| format!("--sqlite statement failed against database {label:?}"))
+}
+
 fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -329,4 +416,103 @@ fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
         })
         .map(drop)
         .unwrap_or_else(|e| eprintln!("[mio-host] cannot start the epoch ticker: {e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An application without components: loading it opens only the stores.
+    fn app_dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = dir.path().join("spin.toml");
+        std::fs::write(
+            &manifest,
+            "spin_manifest_version = 2\n[application]\nname = \"empty\"\n",
+        )
+        .expect("manifest");
+        (dir, manifest)
+    }
+
+    fn runtime_config(dir: &Path, text: &str) -> RuntimeConfig {
+        let file = dir.join("conf/rc.toml");
+        RuntimeConfig::parse(text, &file, dir).expect("runtime config")
+    }
+
+    fn labels(map: &HashMap<String, Arc<crate::pool::Pool>>) -> Vec<&str> {
+        let mut labels: Vec<&str> = map.keys().map(String::as_str).collect();
+        labels.sort_unstable();
+        labels
+    }
+
+    #[test]
+    fn without_a_runtime_config_the_default_files_live_in_the_state_dir() {
+        let (dir, manifest) = app_dir();
+        let app = App::load(&HostConfig::new(&manifest)).expect("loads");
+        let state = dir.path().join(".spin");
+        assert_eq!(labels(&app.stores.sqlite), ["default"]);
+        assert_eq!(labels(&app.stores.key_value), ["default"]);
+        assert!(state.join("sqlite_db.db").is_file());
+        assert!(state.join("sqlite_key_value.db").is_file());
+    }
+
+    #[test]
+    fn runtime_config_labels_and_paths_are_opened() {
+        let (dir, manifest) = app_dir();
+        let db = dir.path().join("data/app.db");
+        let mut config = HostConfig::new(&manifest);
+        config.runtime_config = Some(runtime_config(
+            dir.path(),
+            &format!(
+                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n\
+                 [sqlite_database.scratch]\ntype = \"spin\"\n\
+                 [key_value_store.cache]\ntype = \"spin\"\npath = \"kv/cache.db\"\n",
+                db.display().to_string()
+            ),
+        ));
+        std::fs::write(dir.path().join("seed.sql"), "CREATE TABLE seeded (x);").expect("sql");
+        config.sqlite_statements = vec![
+            "CREATE TABLE t (x)".into(),
+            format!("@{}:scratch", dir.path().join("seed.sql").display()),
+        ];
+        let app = App::load(&config).expect("loads");
+        assert_eq!(labels(&app.stores.sqlite), ["default", "scratch"]);
+        assert_eq!(labels(&app.stores.key_value), ["cache", "default"]);
+        assert_eq!(app.stores.sqlite["default"].path(), Some(db.as_path()));
+        assert!(
+            db.is_file(),
+            "the default database moved to {}",
+            db.display()
+        );
+        assert!(!dir.path().join(".spin/sqlite_db.db").exists());
+        // Key-value paths are relative to the runtime config file's folder.
+        assert!(dir.path().join("conf/kv/cache.db").is_file());
+        assert!(dir.path().join(".spin/sqlite_key_value.db").is_file());
+
+        let missing = format!("@{}:nowhere", dir.path().join("seed.sql").display());
+        config.sqlite_statements = vec![missing];
+        let err = App::load(&config).err().expect("undefined label");
+        assert!(format!("{err:#}").contains("\"nowhere\""), "{err:#}");
+    }
+
+    #[test]
+    fn state_dir_from_the_runtime_config_yields_to_the_flag() {
+        let (dir, manifest) = app_dir();
+        let mut config = HostConfig::new(&manifest);
+        config.runtime_config = Some(runtime_config(dir.path(), "state_dir = \"from-file\""));
+        App::load(&config).expect("loads");
+        assert!(dir.path().join("from-file/sqlite_db.db").is_file());
+
+        config.state_dir = Some(dir.path().join("from-flag"));
+        App::load(&config).expect("loads");
+        assert!(dir.path().join("from-flag/sqlite_db.db").is_file());
+
+        // An empty state_dir: no state directory, the defaults are in memory.
+        let (dir, manifest) = app_dir();
+        let mut config = HostConfig::new(&manifest);
+        config.runtime_config = Some(runtime_config(dir.path(), "state_dir = \"\""));
+        let app = App::load(&config).expect("loads");
+        assert_eq!(app.stores.sqlite["default"].path(), None);
+        assert!(!dir.path().join(".spin").exists());
+    }
 }

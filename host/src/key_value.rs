@@ -1,8 +1,10 @@
-//! `fermyon:spin/key-value@2.0.0`: the default key-value store, kept in SQLite under the state
-//! directory as Spin keeps it (`.spin/sqlite_key_value.db`, table `spin_key_value`).
+//! `fermyon:spin/key-value@2.0.0`: key-value stores by label, kept in SQLite as Spin keeps them
+//! (table `spin_key_value`, one row per store label and key). `default` is a file under the
+//! state directory (`.spin/sqlite_key_value.db`); other labels come from the runtime
+//! configuration file (`[key_value_store.<label>] type = "spin"`).
 //!
 //! A component may open only the labels listed in its `key_value_stores`; any other label is
-//! `access-denied`, as in Spin. Only the `default` store exists (no runtime configuration).
+//! `access-denied`, as in Spin; a label no one defined is `no-such-store`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,8 +14,8 @@ use rusqlite::OptionalExtension;
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::key_value as wit;
-use crate::manifest::DEFAULT_LABEL;
-use crate::pool::Pool;
+use crate::pool::{Pool, create_parent};
+use crate::runtime_config::Location;
 use crate::state::RequestState;
 
 /// File name of the default store inside the state directory, as Spin names it.
@@ -37,6 +39,17 @@ pub fn open(state_dir: &Path) -> anyhow::Result<Arc<Pool>> {
     Pool::open(&state_dir.join(FILE_NAME), INIT).context("key-value store")
 }
 
+/// Opens a key-value store at `location`, creating the file's folder if needed as Spin does.
+pub fn open_store(location: &Location) -> anyhow::Result<Arc<Pool>> {
+    match location {
+        Location::File(path) => {
+            create_parent(path)?;
+            Pool::open(path, INIT).with_context(|| format!("key-value store {}", path.display()))
+        }
+        Location::Memory => Pool::shared_memory(INIT).context("in-memory key-value store"),
+    }
+}
+
 /// The host side of an open `store` resource.
 #[derive(Debug)]
 pub struct StoreHandle {
@@ -55,7 +68,10 @@ impl RequestState {
     ) -> wasmtime::Result<Result<T, wit::Error>> {
         self.calls.key_value += 1;
         let label = self.table.get(store)?.label.clone();
-        let pooled = match self.app.key_value.get() {
+        let Some(pool) = self.app.key_value.get(&label) else {
+            return Ok(Err(wit::Error::NoSuchStore));
+        };
+        let pooled = match pool.get() {
             Ok(p) => p,
             Err(e) => return Ok(Err(other(format!("{e:#}")))),
         };
@@ -74,7 +90,7 @@ impl wit::HostStore for RequestState {
         if !self.component.key_value_stores.contains(&label) {
             return Ok(Err(wit::Error::AccessDenied));
         }
-        if label != DEFAULT_LABEL {
+        if !self.app.key_value.contains_key(&label) {
             return Ok(Err(wit::Error::NoSuchStore));
         }
         Ok(Ok(self.table.push(StoreHandle { label })?))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mio_host::manifest::Manifest;
-use mio_host::{App, CronScheduler, HostConfig, Server, builder};
+use mio_host::{App, CronScheduler, HostConfig, RuntimeConfig, Server, builder};
 
 /// Prints a line on stdout. A closed stdout (piped into `head`, a supervisor that stopped
 /// reading) must not stop a running server, so a failed write is dropped.
@@ -23,8 +23,13 @@ const USAGE: &str = "\
 usage:
   mio-host build [--manifest spin.toml]
   mio-host up [--build] [--manifest spin.toml] [--listen 127.0.0.1:3000] [--state-dir .spin]
-              [--sqlite SQL|@file.sql]... [--max-memory-mb 256] [--request-timeout-secs 30]
+              [--runtime-config-file runtime-config.toml]
+              [--sqlite SQL|@file.sql[:label]]... [--max-memory-mb 256] [--request-timeout-secs 30]
               [--compile-cache DIR] [--log-host-calls]
+
+--runtime-config-file reads a Spin runtime configuration file: local SQLite databases and
+key-value stores (type = \"spin\", optional path), env/static variables providers, state_dir,
+max_instance_memory. Kinds this host cannot serve (libsql, redis, vault, ...) stop start-up.
 
 --log-host-calls logs, for every request, the calls the component made into the host
 (SQLite statements, key-value operations, variable reads, outbound HTTP requests).
@@ -61,6 +66,8 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
     let mut manifest = PathBuf::from("spin.toml");
     let mut build = false;
     let mut config = HostConfig::new("spin.toml");
+    let mut runtime_config_file = None;
+    let mut max_memory_given = false;
     while let Some(flag) = args.words.next() {
         match flag.as_str() {
             "--manifest" | "-f" => manifest = PathBuf::from(args.value(&flag)?),
@@ -78,6 +85,7 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
             "--max-memory-mb" if command == "up" => {
                 let mb: usize = args.value(&flag)?.parse().context("--max-memory-mb")?;
                 config.limits.max_memory_bytes = mb << 20;
+                max_memory_given = true;
             }
             "--request-timeout-secs" if command == "up" => {
                 let secs: u64 = args
@@ -90,6 +98,9 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
                 config.compile_cache = Some(PathBuf::from(args.value(&flag)?));
             }
             "--log-host-calls" if command == "up" => config.log_host_calls = true,
+            "--runtime-config-file" if command == "up" => {
+                runtime_config_file = Some(PathBuf::from(args.value(&flag)?));
+            }
             "-h" | "--help" => {
                 say!("{USAGE}");
                 return Ok(());
@@ -101,6 +112,19 @@ fn run(argv: Vec<String>) -> anyhow::Result<()> {
     match command.as_str() {
         "build" => builder::build_all(&Manifest::load(&manifest)?),
         "up" => {
+            if let Some(file) = runtime_config_file {
+                let runtime_config = RuntimeConfig::load(&file)?;
+                if let Some(bytes) = runtime_config.max_instance_memory
+                    && !max_memory_given
+                {
+                    config.limits.max_memory_bytes = bytes;
+                }
+                eprintln!("{}", runtime_config.summary());
+                for note in &runtime_config.notes {
+                    eprintln!("[mio-host] runtime config {}: {note}", file.display());
+                }
+                config.runtime_config = Some(runtime_config);
+            }
             if build {
                 builder::build_all(&Manifest::load(&manifest)?)?;
             }

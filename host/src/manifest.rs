@@ -4,8 +4,9 @@
 //! `[application]`, `[variables]`, `[[trigger.http]]`, `[[trigger.cron]]` and `[component.<id>]`
 //! with `source`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`,
 //! `[component.<id>.variables]` and `[component.<id>.build]`. Anything else Spin accepts but this
-//! host cannot honour (other trigger types, `files`, named stores without runtime config) is
-//! rejected with a clear error rather than silently ignored.
+//! host cannot honour (other trigger types, `files`) is rejected with a clear error rather than
+//! silently ignored. Store and database labels other than `default` are accepted here and must be
+//! defined by the runtime configuration file at start-up (`crate::runtime_config`), as in Spin.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,18 +181,8 @@ impl Manifest {
                 toml::Value::String(s) => root.join(s),
                 _ => bail!("component {id:?}: only a local file `source` is supported"),
             };
-            for label in &c.key_value_stores {
-                ensure!(
-                    label == DEFAULT_LABEL,
-                    "component {id:?}: key-value store {label:?} needs runtime configuration, which this host does not support; use \"default\""
-                );
-            }
-            for label in &c.sqlite_databases {
-                ensure!(
-                    label == DEFAULT_LABEL,
-                    "component {id:?}: SQLite database {label:?} needs runtime configuration, which this host does not support; use \"default\""
-                );
-            }
+            // Labels other than `default` are checked at start-up against the runtime
+            // configuration (`RuntimeConfig::check_labels`), as Spin checks them.
             for (name, value) in &c.variables {
                 ensure!(
                     template::is_valid_variable_name(name),
@@ -354,9 +345,11 @@ command = "true"
     }
 
     #[test]
-    fn named_store_without_runtime_config_is_rejected() {
+    fn named_databases_parse_and_are_checked_against_the_runtime_config_later() {
         let text = GOOD.replace("[\"default\"]", "[\"other\"]");
-        assert!(Manifest::parse(&text, Path::new("/app")).is_err());
+        let m = Manifest::parse(&text, Path::new("/app")).expect("labels parse");
+        assert_eq!(m.components["api"].sqlite_databases, ["other"]);
+        assert!(crate::runtime_config::RuntimeConfig::check_labels(None, &m).is_err());
     }
 
     #[test]

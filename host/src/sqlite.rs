@@ -1,7 +1,9 @@
-//! `fermyon:spin/sqlite@2.0.0`: the default database, a SQLite file under the state directory as
-//! Spin keeps it (`.spin/sqlite_db.db`).
+//! `fermyon:spin/sqlite@2.0.0`: SQLite databases by label. `default` is a file under the state
+//! directory as Spin keeps it (`.spin/sqlite_db.db`); other labels come from the runtime
+//! configuration file (`[sqlite_database.<label>] type = "spin"`).
 //!
-//! A component without `"default"` in its `sqlite_databases` gets `access-denied`. Each `execute`
+//! A component without the label in its `sqlite_databases` gets `access-denied`; a label no one
+//! defined, `no-such-database` (start-up already refuses components using one). Each `execute`
 //! runs exactly one statement, as in Spin; a text with several statements is an error.
 
 use std::path::Path;
@@ -12,16 +14,25 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin::sqlite as wit;
-use crate::manifest::DEFAULT_LABEL;
 use crate::pool::{Pool, Pooled};
+use crate::runtime_config::{Location, SqliteDatabase};
 use crate::state::RequestState;
 
 /// File name of the default database inside the state directory, as Spin names it.
 pub const FILE_NAME: &str = "sqlite_db.db";
 
-/// Opens the default database in `state_dir`.
+/// Opens the default database in `state_dir` (no `ATTACH` restriction: for tests and tools).
 pub fn open(state_dir: &Path) -> anyhow::Result<Arc<Pool>> {
     Pool::open(&state_dir.join(FILE_NAME), "").context("SQLite database")
+}
+
+/// Opens a database as guests see it, with Spin's `ATTACH` restriction.
+pub fn open_database(db: &SqliteDatabase) -> anyhow::Result<Arc<Pool>> {
+    match &db.location {
+        Location::File(path) => Pool::open_database(path, db.allow_attach_file)
+            .with_context(|| format!("SQLite database {}", path.display())),
+        Location::Memory => Pool::fresh_memory(db.allow_attach_file),
+    }
 }
 
 /// Runs statements (such as `mio-host up --sqlite @migrations.sql`) against the database.
@@ -91,10 +102,10 @@ impl wit::HostConnection for RequestState {
         if !self.component.sqlite_databases.contains(&database) {
             return Ok(Err(wit::Error::AccessDenied));
         }
-        if database != DEFAULT_LABEL {
+        let Some(pool) = self.app.sqlite.get(&database) else {
             return Ok(Err(wit::Error::NoSuchDatabase));
-        }
-        let pooled = match self.app.sqlite.get() {
+        };
+        let pooled = match pool.get() {
             Ok(p) => p,
             Err(e) => return Ok(Err(wit::Error::Io(format!("{e:#}")))),
         };

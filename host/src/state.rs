@@ -28,13 +28,14 @@ pub struct ComponentRuntime {
     pub allowed: Arc<AllowedHosts>,
 }
 
-/// The application's storage, shared by every request.
+/// The application's storage, shared by every request: every defined label (`default` always,
+/// others from the runtime configuration file).
 #[derive(Debug)]
 pub struct Stores {
-    /// The default key-value store.
-    pub key_value: Arc<Pool>,
-    /// The default SQLite database.
-    pub sqlite: Arc<Pool>,
+    /// Key-value stores by label.
+    pub key_value: HashMap<String, Arc<Pool>>,
+    /// SQLite databases by label.
+    pub sqlite: HashMap<String, Arc<Pool>>,
 }
 
 /// Data of one request's `Store`; dropped with the instance when the request ends.

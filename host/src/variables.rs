@@ -4,7 +4,8 @@
 //! `SPIN_VARIABLE_<NAME>` (name upper-cased) when set, else from its `default` in `spin.toml`.
 //! A `required` variable with neither stops start-up, naming it. Components see only their own
 //! `[component.<id>.variables]`, whose values are templates over application variables.
-//! Secret values are never printed. Other providers (Vault, Azure Key Vault) are not supported.
+//! Secret values are never printed. The runtime configuration file may add `env` (another
+//! prefix) and `static` providers, asked first; Vault and Azure Key Vault are not supported.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,6 +13,7 @@ use anyhow::Context;
 
 use crate::bindings::fermyon::spin::variables as wit;
 use crate::manifest::Manifest;
+use crate::runtime_config::VariableProvider;
 use crate::state::RequestState;
 use crate::template;
 
@@ -30,10 +32,24 @@ impl AppVariables {
         manifest: &Manifest,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<AppVariables> {
+        AppVariables::resolve_with(manifest, &[], env)
+    }
+
+    /// Like [`AppVariables::resolve`], asking the runtime configuration's `providers` first, in
+    /// order, then `SPIN_VARIABLE_<NAME>`, then the default: Spin's order (the providers from
+    /// the file, then the default environment provider; `crates/runtime-config/src/variables.rs`).
+    pub fn resolve_with(
+        manifest: &Manifest,
+        providers: &[VariableProvider],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<AppVariables> {
         let mut values = HashMap::new();
         let mut missing = Vec::new();
         for (name, decl) in &manifest.variables {
-            let from_env = env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase()));
+            let from_env = providers
+                .iter()
+                .find_map(|p| p.lookup(name, &env))
+                .or_else(|| env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase())));
             match from_env.or_else(|| decl.default.clone()) {
                 Some(value) => {
                     values.insert(name.clone(), value);
@@ -129,5 +145,29 @@ base = { default = "http://127.0.0.1:1" }
         let text = format!("{err:#}");
         assert!(text.contains("admin_token"), "{text}");
         assert!(text.contains("SPIN_VARIABLE_ADMIN_TOKEN"), "{text}");
+    }
+
+    #[test]
+    fn runtime_config_providers_come_first_then_the_default_environment() {
+        let providers = [
+            VariableProvider::Env {
+                prefix: Some("MIO".into()),
+            },
+            VariableProvider::Static(BTreeMap::from([(
+                "base".to_string(),
+                "http://static:3".to_string(),
+            )])),
+        ];
+        let env = |k: &str| match k {
+            "MIO_ADMIN_TOKEN" => Some("from-prefix".into()),
+            "SPIN_VARIABLE_ADMIN_TOKEN" => Some("from-default-env".into()),
+            "SPIN_VARIABLE_BASE" => Some("http://env:2".into()),
+            _ => None,
+        };
+        let vars = AppVariables::resolve_with(&manifest(), &providers, env).expect("resolved");
+        assert_eq!(
+            vars.expand("{{ admin_token }} {{ base }}").expect("expand"),
+            "from-prefix http://static:3"
+        );
     }
 }

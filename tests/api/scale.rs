@@ -173,7 +173,11 @@ async fn a_rate_limit_slows_the_whole_run_and_fails_nobody() {
     );
     drain(&biz, &[&biz.app], 30).await;
     let statuses = job_statuses(&biz);
-    assert_eq!(statuses, vec![("succeeded".to_owned(), 300)], "no job failed");
+    assert_eq!(
+        statuses,
+        vec![("succeeded".to_owned(), 300)],
+        "no job failed"
+    );
     assert!(
         biz.stripe
             .charges_per_metadata("mio_job_id")
@@ -246,7 +250,11 @@ async fn one_business_backlog_does_not_starve_another() {
         .filter(|c| c.account.as_deref() == Some(other_account))
         .map(|c| c.id.clone())
         .collect();
-    assert_eq!(charged_b.len(), b_bookings.len(), "B waited behind A's backlog");
+    assert_eq!(
+        charged_b.len(),
+        b_bookings.len(),
+        "B waited behind A's backlog"
+    );
     let charged_b_first: usize = biz
         .stripe
         .succeeded_charges()
@@ -266,7 +274,10 @@ async fn two_hosts_on_one_database_charge_each_job_once_and_serve_the_api() {
     for (name, value) in [
         ("STRIPE_SECRET_KEY", biz.stripe.secret_key().to_owned()),
         ("STRIPE_API_BASE", biz.stripe.url()),
-        ("STRIPE_WEBHOOK_SECRET", biz.stripe.webhook_secret().to_owned()),
+        (
+            "STRIPE_WEBHOOK_SECRET",
+            biz.stripe.webhook_secret().to_owned(),
+        ),
     ] {
         replica_options
             .variables
@@ -282,7 +293,11 @@ async fn two_hosts_on_one_database_charge_each_job_once_and_serve_the_api() {
         }
     }
     let writer = |n: usize| {
-        let app = if n % 2 == 0 { &biz.app } else { &replica };
+        let app = if n.is_multiple_of(2) {
+            &biz.app
+        } else {
+            &replica
+        };
         let token = &biz.token;
         let stop = &stop;
         async move {

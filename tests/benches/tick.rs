@@ -83,7 +83,10 @@ async fn main() {
         stripe.set_latency(STRIPE_LATENCY);
         seed(&app, &account, &customer, "due", jobs, -60);
         let (charged, ticks, elapsed) = tick_until_idle(&app).await;
-        assert_eq!(stripe.succeeded_charges().len(), usize::try_from(jobs).expect("small"));
+        assert_eq!(
+            stripe.succeeded_charges().len(),
+            usize::try_from(jobs).expect("small")
+        );
         row(
             &format!("{jobs} due, {n} in flight ({ticks} runs)"),
             charged,

@@ -3247,3 +3247,468 @@ async fn card_on_file_events_are_delivered_signed_like_the_payment_intent_events
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Under load: latency, random faults, rate limiting, arrivals, charges per metadata value
+
+/// What a test needs to send requests from spawned tasks (a `FakeStripe` is not `'static`).
+#[derive(Clone)]
+struct Target {
+    url: String,
+    key: String,
+    client: Client,
+}
+
+impl Target {
+    fn of(fake: &FakeStripe, client: Client) -> Target {
+        Target {
+            url: fake.url(),
+            key: fake.secret_key().to_owned(),
+            client,
+        }
+    }
+
+    /// `POST /v1/payment_intents` on account A; `Err` when no answer came (dropped, timed out).
+    async fn create(
+        &self,
+        form: &[(String, String)],
+        key: &str,
+    ) -> reqwest::Result<(StatusCode, bool, Value)> {
+        let res = self
+            .client
+            .post(format!("{}/v1/payment_intents", self.url))
+            .bearer_auth(&self.key)
+            .header("Stripe-Account", ACCT_A)
+            .header("Idempotency-Key", key)
+            .form(form)
+            .send()
+            .await?;
+        let replayed = header(&res, "idempotent-replayed").as_deref() == Some("true");
+        let status = res.status();
+        let body = res.json().await?;
+        Ok((status, replayed, body))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_every_answer_and_64_requests_in_flight_wait_side_by_side() {
+    let fake = fake().await;
+    let latency = Duration::from_millis(200);
+    fake.set_latency(latency);
+
+    let started = Instant::now();
+    let (status, _) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= latency, "a GET waits too");
+
+    let target = Target::of(&fake, client());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let target = target.clone();
+        tasks.spawn(async move {
+            let job = format!("job_{n}");
+            let sent = Instant::now();
+            let answer = target.create(&charge_form(&job), &job).await;
+            (answer, sent.elapsed())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (answer, took) = joined.expect("task");
+        let (status, _, pi) = answer.expect("answered");
+        assert_eq!(status, 200, "{pi}");
+        assert!(
+            took >= latency,
+            "answered after {took:?}, before the latency"
+        );
+    }
+    let elapsed = started.elapsed();
+    eprintln!("64 concurrent creates with {latency:?} latency: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "64 concurrent requests with 200 ms latency took {elapsed:?}: they were serialized"
+    );
+    assert_eq!(fake.charges_per_metadata("job_id").len(), 64);
+
+    fake.set_latency(Duration::ZERO);
+    let started = Instant::now();
+    get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert!(started.elapsed() < latency, "zero latency again");
+}
+
+#[tokio::test]
+async fn a_request_that_reached_the_fake_executes_even_if_the_client_stops_waiting_for_it() {
+    let fake = fake().await;
+    fake.set_latency(Duration::from_millis(400));
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .expect("client");
+    let err = create_on(&fake, &impatient, ACCT_A, &charge_form("job_1"), Some("k"))
+        .await
+        .expect_err("the client gives up first");
+    assert!(err.is_timeout(), "{err}");
+    assert!(fake.charges().is_empty(), "not executed before the latency");
+    eventually("the charge went through after the latency", || {
+        fake.succeeded_charges().len() == 1
+    })
+    .await;
+    fake.set_latency(Duration::ZERO);
+    let res = create(&fake, &charge_form("job_1"), Some("k"))
+        .await
+        .expect("answered");
+    assert_eq!(header(&res, "idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(fake.succeeded_charges().len(), 1);
+}
+
+/// Sends a create for each of `jobs` keys (key = job id) from `workers` tasks, retrying the
+/// same key after a `500` or a dropped connection until it gets a `200`; returns how many
+/// `200`s were idempotent replays.
+async fn charge_all_with_retries(target: &Target, jobs: usize, workers: usize) -> usize {
+    let next = Arc::new(Mutex::new(0..jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let target = target.clone();
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            let mut replays = 0;
+            loop {
+                let Some(n) = next.lock().expect("lock").next() else {
+                    return replays;
+                };
+                let job = format!("job_{n}");
+                let form = charge_form(&job);
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    assert!(attempts < 50, "{job} never went through");
+                    match target.create(&form, &job).await {
+                        Ok((status, replayed, body)) if status == 200 => {
+                            assert_eq!(body["status"], "succeeded");
+                            replays += usize::from(replayed);
+                            break;
+                        }
+                        Ok((status, _, body)) => {
+                            assert_eq!(status, 500, "{body}");
+                            assert_eq!(body["error"]["type"], "api_error");
+                        }
+                        Err(e) => assert!(!e.is_timeout(), "dropped, not hung: {e}"),
+                    }
+                }
+            }
+        });
+    }
+    let mut replays = 0;
+    while let Some(joined) = tasks.join_next().await {
+        replays += joined.expect("task");
+    }
+    replays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_hit_about_rate_of_executions_and_same_key_retries_never_charge_twice() {
+    let fake = fake().await;
+    let rate = 0.3;
+    fake.set_random_faults(rate, 42);
+    let jobs = 400;
+    let replays = charge_all_with_retries(&Target::of(&fake, client()), jobs, 16).await;
+
+    let faults = fake.injected_faults();
+    let drops = faults
+        .iter()
+        .filter(|(_, f)| *f == Outcome::ChargeThenDropConnection)
+        .count();
+    let errors = faults
+        .iter()
+        .filter(|(_, f)| *f == Outcome::ServerErrorBeforeExecution)
+        .count();
+    assert_eq!(drops + errors, faults.len());
+    // Draws: every request that got as far as executing, never a replay. Each job executed once
+    // with a charge (plain, or then dropped), plus once per 500 it got before that.
+    let draws = jobs + errors;
+    #[allow(clippy::cast_precision_loss)]
+    let observed = faults.len() as f64 / draws as f64;
+    assert!(
+        (rate - 0.1..=rate + 0.1).contains(&observed),
+        "{} faults in {draws} draws: {observed}",
+        faults.len()
+    );
+    assert!(
+        drops > 0 && errors > 0,
+        "both kinds: {drops} drops, {errors} 500s"
+    );
+    assert_eq!(
+        replays, drops,
+        "the retry after each dropped connection is a replay of the charge it made"
+    );
+
+    // Exactly one charge per key and per job, although some keys were sent several times.
+    let per_job = fake.charges_per_metadata("job_id");
+    assert_eq!(per_job.len(), jobs);
+    assert!(per_job.values().all(|&n| n == 1), "a job was charged twice");
+    let charges = fake.succeeded_charges();
+    assert_eq!(charges.len(), jobs);
+    let keys: std::collections::HashSet<_> =
+        charges.iter().map(|c| c.idempotency_key.clone()).collect();
+    assert_eq!(keys.len(), jobs);
+    // Each fault is a request the fake recorded: a dropped one has no status, a 500 has 500.
+    let requests = fake.requests_to("POST", "/v1/payment_intents");
+    let by_id: BTreeMap<_, _> = requests
+        .iter()
+        .map(|r| (r.request_id.as_str(), r))
+        .collect();
+    for (request_id, fault) in &faults {
+        let status = by_id[request_id.as_str()].status;
+        match fault {
+            Outcome::ChargeThenDropConnection => assert_eq!(status, None),
+            _ => assert_eq!(status, Some(500)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_same_seed_injects_the_same_faults_and_rate_zero_injects_none() {
+    async fn kinds(rate: f64, seed: u64) -> Vec<Outcome> {
+        let fake = fake().await;
+        fake.set_random_faults(rate, seed);
+        let target = Target::of(&fake, client());
+        for n in 0..60 {
+            let job = format!("job_{n}");
+            let _ = target.create(&charge_form(&job), &job).await;
+        }
+        fake.injected_faults().into_iter().map(|(_, f)| f).collect()
+    }
+    let first = kinds(0.5, 7).await;
+    assert!(!first.is_empty());
+    assert_eq!(kinds(0.5, 7).await, first);
+    assert_ne!(kinds(0.5, 8).await, first);
+    assert!(kinds(0.0, 7).await.is_empty());
+}
+
+#[tokio::test]
+async fn scripted_outcomes_take_precedence_over_random_faults() {
+    let fake = fake().await;
+    fake.set_random_faults(1.0, 1);
+    fake.push_outcome(Outcome::Succeed);
+    let (status, _) = json(
+        create(&fake, &charge_form("job_1"), Some("k1"))
+            .await
+            .expect("answered"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(fake.injected_faults().is_empty());
+    // With rate 1 every execution is faulted, and replays are not: the 200 above replays.
+    let res = create(&fake, &charge_form("job_1"), Some("k1"))
+        .await
+        .expect("a replay is never faulted");
+    assert_eq!(header(&res, "idempotent-replayed").as_deref(), Some("true"));
+    assert!(fake.injected_faults().is_empty());
+    let _ = create(&fake, &charge_form("job_2"), Some("k2")).await;
+    assert_eq!(fake.injected_faults().len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limit_for_answers_429_rate_limit_in_the_window_saves_nothing_and_then_lets_through() {
+    let fake = fake().await;
+    let form = charge_form("job_1");
+    let res = create(&fake, &charge_form("job_0"), Some("k0"))
+        .await
+        .expect("answered");
+    assert_eq!(res.status(), 200, "before the window");
+
+    let window = Duration::from_millis(600);
+    let window_start = Instant::now();
+    fake.rate_limit_for(window);
+    fake.push_outcome(Outcome::decline("insufficient_funds"));
+    let res = create(&fake, &form, Some("k1")).await.expect("answered");
+    assert!(
+        header(&res, "stripe-should-retry").is_none(),
+        "Stripe does not document Stripe-Should-Retry on a 429"
+    );
+    assert!(header(&res, "idempotent-replayed").is_none());
+    let (status, body) = json(res).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["code"], "rate_limit");
+    let (status, body) = get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    assert_eq!(status, 429, "every API request: {body}");
+    let res = client()
+        .get(format!("{}/v1/payment_methods/pm_A", fake.url()))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        res.status(),
+        429,
+        "even without a key: the limiter comes first"
+    );
+    assert_eq!(fake.pending_outcomes(), 1, "no scripted outcome used");
+    assert_eq!(fake.succeeded_charges().len(), 1, "nothing executed");
+
+    tokio::time::sleep_until((window_start + window).into()).await;
+    let res = create(&fake, &form, Some("k1")).await.expect("answered");
+    assert!(
+        header(&res, "idempotent-replayed").is_none(),
+        "the 429 was not saved under the key"
+    );
+    let (status, body) = json(res).await;
+    assert_eq!(
+        status, 402,
+        "the same key executes, with the queued outcome"
+    );
+    assert_eq!(body["error"]["decline_code"], "insufficient_funds");
+    let statuses: Vec<_> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [Some(200), Some(429), Some(429), Some(429), Some(402)]
+    );
+}
+
+#[tokio::test]
+async fn api_request_times_records_every_arrival_in_order() {
+    let fake = fake().await;
+    let before = Instant::now();
+    fake.rate_limit_for(Duration::from_millis(300));
+    for _ in 0..5 {
+        get(&fake, Some(ACCT_A), "/v1/payment_methods/pm_A").await;
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let after_window = Instant::now();
+    for n in 0..3 {
+        let job = format!("job_{n}");
+        create(&fake, &charge_form(&job), Some(&job))
+            .await
+            .expect("answered");
+    }
+    let after = Instant::now();
+
+    let times = fake.api_request_times();
+    assert_eq!(times.len(), 8);
+    assert_eq!(times.len(), fake.requests().len());
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in arrival order");
+    assert!(times.iter().all(|t| (before..=after).contains(t)));
+    let (during, later): (Vec<Instant>, Vec<Instant>) =
+        times.iter().partition(|t| **t < after_window);
+    assert_eq!((during.len(), later.len()), (5, 3));
+    let limited = fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count();
+    assert_eq!(limited, 5);
+}
+
+#[tokio::test]
+async fn charges_per_metadata_counts_succeeded_intents_per_value_and_shows_duplicates() {
+    let fake = fake().await;
+    // Two attempts of job_1 with two keys: Stripe charges twice, and so does the fake.
+    create(&fake, &charge_form("job_1"), Some("job_1:1"))
+        .await
+        .expect("answered");
+    create(&fake, &charge_form("job_1"), Some("job_1:2"))
+        .await
+        .expect("answered");
+    // A replay is not a charge.
+    create(&fake, &charge_form("job_2"), Some("job_2:1"))
+        .await
+        .expect("answered");
+    create(&fake, &charge_form("job_2"), Some("job_2:1"))
+        .await
+        .expect("answered");
+    // Neither is a decline.
+    fake.push_outcome(Outcome::decline("generic_decline"));
+    create(&fake, &charge_form("job_3"), Some("job_3:1"))
+        .await
+        .expect("answered");
+
+    let per_job = fake.charges_per_metadata("job_id");
+    assert_eq!(
+        per_job,
+        std::collections::HashMap::from([("job_1".to_owned(), 2), ("job_2".to_owned(), 1)])
+    );
+    assert_eq!(
+        fake.charges_per_metadata("booking_id"),
+        std::collections::HashMap::from([("bkg_1".to_owned(), 3)])
+    );
+    assert!(fake.charges_per_metadata("no_such_key").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_requests_from_64_connections_are_served_without_slowing_down() {
+    let fake = fake().await;
+    let customers = 500;
+    let seeding = Instant::now();
+    for n in 0..customers {
+        fake.add_payment_method(
+            Some(ACCT_A),
+            &format!("cus_{n}"),
+            &format!("pm_{n}"),
+            "visa",
+            "4242",
+            12,
+            2034,
+        );
+    }
+    let seeding = seeding.elapsed();
+    let target = Target::of(&fake, client());
+    let jobs = 5_000;
+    let next = Arc::new(Mutex::new(0..jobs));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let target = target.clone();
+        let next = Arc::clone(&next);
+        tasks.spawn(async move {
+            loop {
+                let Some(n) = next.lock().expect("lock").next() else {
+                    return;
+                };
+                let job = format!("job_{n}");
+                let customer = format!("cus_{}", n % customers);
+                let pm = format!("pm_{}", n % customers);
+                let form = form_with(
+                    charge_form(&job),
+                    &["customer", "payment_method"],
+                    &[("customer", &customer), ("payment_method", &pm)],
+                );
+                let (status, _, pi) = target.create(&form, &job).await.expect("answered");
+                assert_eq!(status, 200, "{pi}");
+                // The app's reconciliation: retrieve by id, then search by metadata.
+                let id = pi["id"].as_str().expect("id");
+                let res = target
+                    .client
+                    .get(format!("{}/v1/payment_intents/{id}", target.url))
+                    .bearer_auth(&target.key)
+                    .header("Stripe-Account", ACCT_A)
+                    .send()
+                    .await
+                    .expect("answered");
+                assert_eq!(res.status(), 200);
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("task");
+    }
+    let elapsed = started.elapsed();
+    let last = jobs - 1;
+    let (status, found) = get(
+        &fake,
+        Some(ACCT_A),
+        &format!("/v1/payment_intents/search?query=metadata%5B%27job_id%27%5D%3A%27job_{last}%27"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1));
+    let per_job = fake.charges_per_metadata("job_id");
+    assert_eq!(per_job.len(), jobs);
+    assert!(per_job.values().all(|&n| n == 1));
+    assert_eq!(fake.api_request_times().len(), 2 * jobs + 1);
+    eprintln!(
+        "seeded {customers} cards in {seeding:?}; {} requests in {elapsed:?}",
+        2 * jobs
+    );
+    // Loose: a check for quadratic blow-ups, not a benchmark.
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+}

@@ -226,7 +226,12 @@ mod tests {
         let now = ts("2026-03-01T09:00:00Z");
         // Account A's backlog is older and much larger than B's.
         for n in 0..50 {
-            job_of(&db, &format!("a{n:02}"), "acc_a", now.plus_minutes(-1000 + n));
+            job_of(
+                &db,
+                &format!("a{n:02}"),
+                "acc_a",
+                now.plus_minutes(-1000 + n),
+            );
         }
         for n in 0..3 {
             job_of(&db, &format!("b{n}"), "acc_b", now.plus_minutes(-10 + n));

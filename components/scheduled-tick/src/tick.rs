@@ -25,16 +25,16 @@ use std::time::{Duration, Instant};
 
 /// Jobs claimed per statement, at least (a run claims twice its in-flight bound at a time).
 const BATCH: u32 = 25;
-/// How long a claimed job stays ours. A job's run makes at most two Stripe requests one after
-/// the other (a resend, then a lookup), each stopped after `outbound::REQUEST_DEADLINE_NS`
-/// (15 s) even on a host with no request timeout; with [`BUDGET`] that bounds a tick to about a
-/// minute, inside the lease, so a live tick never loses a job, and a crashed one's jobs come
-/// back soon.
+/// How long a claimed job stays ours. A job's run waits on one Stripe request at a time, each
+/// stopped after `outbound::REQUEST_DEADLINE_NS` (15 s) even on a host with no request
+/// timeout; with [`BUDGET`] that bounds a tick to well under a minute, inside the lease, so a
+/// live tick never loses a job, and a crashed one's jobs come back soon.
 const LEASE_MINUTES: i64 = 2;
 /// No job is started after this much time; the jobs in flight then finish. Claimed jobs left
-/// over are released for the next tick. Long enough for one cron run to drain a backlog of
-/// thousands at Stripe's pace.
-const BUDGET: Duration = Duration::from_secs(30);
+/// over are released for the next tick. At Stripe's pace with requests in flight together, one
+/// run charges a backlog of a thousand or more; it stays inside hosts that cut a request off at
+/// 30 s.
+const BUDGET: Duration = Duration::from_secs(10);
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy)]
