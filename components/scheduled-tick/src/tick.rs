@@ -143,21 +143,29 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
     let db = db::open(system::now()?)?;
     let mut stripe = LazyStripe(None);
     let mut summary = Summary::default();
-    let mut pace = Pace::new(in_flight_bound());
-    let batch = BATCH.max(u32::try_from(pace.limit() * 2).unwrap_or(u32::MAX));
+    // Read once there is work: a tick with nothing due reads no variable.
+    let mut pace: Option<Pace> = None;
     let mut queue: VecDeque<ClaimedJob> = VecDeque::new();
     let mut waiting: Vec<Waiting> = Vec::new();
     let mut drained = false;
     loop {
         // Start jobs while the pace allows.
-        while started.elapsed() < BUDGET && pace.may_start(waiting.len(), mono_ms()) {
+        while started.elapsed() < BUDGET
+            && pace
+                .as_ref()
+                .is_none_or(|p| p.may_start(waiting.len(), mono_ms()))
+        {
             if queue.is_empty() && !drained {
                 let now = system::now()?;
                 let lease = now.plus_minutes(LEASE_MINUTES);
+                let batch = pace.as_ref().map_or(BATCH, |p| {
+                    BATCH.max(u32::try_from(p.limit() * 2).unwrap_or(u32::MAX))
+                });
                 queue.extend(claims::claim(&db, owner, batch, lease, now)?);
                 drained = queue.is_empty();
             }
             let Some(job) = queue.pop_front() else { break };
+            pace.get_or_insert_with(|| Pace::new(in_flight_bound()));
             summary.claimed += 1;
             let begun = match job.automation {
                 Automation::Payment => Task::begin(&db, &mut stripe, owner, job.clone()),
@@ -173,12 +181,13 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
                 break;
             }
             // Paused by a 429 with nothing in flight: wait out the pause.
-            if let Some(until) = pace.paused_until(mono_ms()) {
+            if let Some(until) = pace.as_ref().and_then(|p| p.paused_until(mono_ms())) {
                 system::sleep_ms(until.saturating_sub(mono_ms()));
             }
             continue;
         }
         // Wait for answers (or the end of a pause, to start more).
+        let pace = pace.get_or_insert_with(|| Pace::new(in_flight_bound()));
         let until = pace
             .paused_until(mono_ms())
             .map(|ms| ms.saturating_mul(1_000_000));
@@ -203,7 +212,7 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
     }
     let unrun: Vec<&str> = queue.iter().map(|j| j.id.as_str()).collect();
     claims::release(&db, owner, &unrun, system::now()?)?;
-    if pace.rate_limited() > 0 {
+    if let Some(pace) = pace.filter(|p| p.rate_limited() > 0) {
         eprintln!(
             "tick: Stripe rate-limited this run {} times; it slowed down to {} in flight",
             pace.rate_limited(),
