@@ -278,19 +278,40 @@ pub struct SendContext<'a> {
 /// the send as it now stands.
 pub fn drive(
     db: &impl Sql,
-    mut stored: StoredMessage,
+    stored: StoredMessage,
     context: &SendContext<'_>,
 ) -> anyhow::Result<StoredMessage> {
+    match begin(db, stored, context)? {
+        Begun::Settled(stored) => Ok(stored),
+        Begun::Sending(stored, pending) => finish(db, stored, context.account_id, pending.finish()),
+    }
+}
+
+/// Where a message stands after [`begin`].
+pub enum Begun {
+    /// Nothing to send now (delivered, failed, or not due yet), as stored.
+    Settled(StoredMessage),
+    /// Its try is stored in flight and on its way; [`finish`] it with the answer.
+    Sending(StoredMessage, outbound::Pending),
+}
+
+/// Starts one step of a message without waiting for the provider: stores the try in flight and
+/// sends it. Many can be in flight at once (the tick polls them together).
+pub fn begin(
+    db: &impl Sql,
+    mut stored: StoredMessage,
+    context: &SendContext<'_>,
+) -> anyhow::Result<Begun> {
     let now = system::now()?;
     match stored.send.start(now) {
-        Step::Wait => return Ok(stored),
+        Step::Wait => return Ok(Begun::Settled(stored)),
         Step::Done => {
             store(db, context.account_id, &stored, now)?;
-            return Ok(stored);
+            return Ok(Begun::Settled(stored));
         }
         Step::Send => store(db, context.account_id, &stored, now)?,
     }
-    let reply = match wire_request(
+    let pending = match wire_request(
         &stored.message,
         &stored.id,
         context.link,
@@ -298,19 +319,33 @@ pub fn drive(
         context.webhook_secret,
         now,
     ) {
-        Ok(wire) => exchange(&stored.message, &wire, context.config),
+        Ok(wire) => start(&stored.message, &wire, context.config),
         // It cannot be built (e.g. the webhook secret is gone): nothing left, so it is safe to
         // try again later, and it fails after the bounded tries with this reason.
-        Err(reason) => Reply::NotSent { reason },
+        Err(reason) => outbound::Pending::settled(Reply::NotSent { reason }),
     };
-    let outcome = classify(stored.message.channel, &stored.id, &reply);
+    Ok(Begun::Sending(stored, pending))
+}
+
+/// Stores the provider's answer to a message's try in flight.
+pub fn finish(
+    db: &impl Sql,
+    mut stored: StoredMessage,
+    account_id: &str,
+    finished: outbound::Finished,
+) -> anyhow::Result<StoredMessage> {
+    let outcome = classify(stored.message.channel, &stored.id, &finished.reply);
     stored.send.answer(outcome, system::now()?);
-    store(db, context.account_id, &stored, system::now()?)?;
+    store(db, account_id, &stored, system::now()?)?;
     Ok(stored)
 }
 
-fn exchange(message: &Message, wire: &message::WireRequest, config: &ProviderConfig) -> Reply {
-    let not_sent = |reason: String| Reply::NotSent { reason };
+fn start(
+    message: &Message,
+    wire: &message::WireRequest,
+    config: &ProviderConfig,
+) -> outbound::Pending {
+    let not_sent = |reason: String| outbound::Pending::settled(Reply::NotSent { reason });
     let (origin, path, authorization) = match message.channel {
         Channel::Email => {
             let Some(key) = &config.email_api_key else {
@@ -362,7 +397,7 @@ fn exchange(message: &Message, wire: &message::WireRequest, config: &ProviderCon
         headers.push(("authorization", authorization));
     }
     headers.push(("user-agent", "mio-automations"));
-    outbound::exchange(
+    outbound::start(
         &Method::Post,
         &origin,
         &path,

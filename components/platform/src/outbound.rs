@@ -106,6 +106,14 @@ pub struct Finished {
 }
 
 impl Pending {
+    /// A request that ends before it starts, with `reply` (e.g. it could not be built).
+    pub fn settled(reply: Reply) -> Pending {
+        Pending {
+            state: PendingState::Early(reply),
+            deadline: monotonic_clock::now(),
+        }
+    }
+
     /// Whether the answer's head is in (or there is none to wait for).
     fn ready(&self) -> bool {
         match &self.state {

@@ -5,7 +5,8 @@
 use anyhow::{Context, anyhow};
 use mio_platform::claims::ClaimedJob;
 use mio_platform::db::{Record, Sql, instant, text};
-use mio_platform::messages::{self, ProviderConfig, SendContext};
+use mio_platform::messages::{self, Begun, ProviderConfig, SendContext, StoredMessage};
+use mio_platform::outbound::Pending;
 use mio_platform::overrides::load_overrides;
 use mio_platform::payments::{self, Entry};
 use mio_platform::settings::load_settings;
@@ -73,11 +74,99 @@ fn load_facts(db: &impl Sql, job: &ClaimedJob) -> anyhow::Result<Option<Facts>> 
     }))
 }
 
-/// Runs feedback job `job` for tick `owner`; returns the job's status after it.
-pub fn run_job(db: &impl Sql, owner: &str, job: &ClaimedJob) -> anyhow::Result<JobStatus> {
+/// Where a feedback job's run stands after [`begin`].
+pub(crate) enum FeedbackProgress {
+    /// The run is over, with the job's status.
+    Done(JobStatus),
+    /// Some of its messages are on their way to their providers.
+    Sending(Box<FeedbackRun>),
+}
+
+/// A feedback job whose messages are in flight, each to its own provider at once: the tick
+/// polls them with its Stripe requests, so a slow provider never holds the others up.
+pub(crate) struct FeedbackRun {
+    job: ClaimedJob,
+    link: String,
+    config: ProviderConfig,
+    webhook_secret: Option<String>,
+    settled: Vec<StoredMessage>,
+    /// The messages in flight.
+    pub(crate) pending: Vec<(StoredMessage, Pending)>,
+}
+
+impl FeedbackRun {
+    /// The answer of in-flight message `index` came in: store it.
+    pub(crate) fn answer(&mut self, db: &impl Sql, index: usize) -> anyhow::Result<()> {
+        let (stored, pending) = self.pending.swap_remove(index);
+        let stored = messages::finish(db, stored, &self.job.account_id, pending.finish())?;
+        self.settled.push(stored);
+        Ok(())
+    }
+
+    /// Every message is settled: the run ends as the core reports it.
+    pub(crate) fn complete(self, db: &impl Sql, owner: &str) -> anyhow::Result<JobStatus> {
+        let mut settled = self.settled;
+        settled.sort_by_key(|s| s.message.channel);
+        let view: Vec<_> = settled
+            .iter()
+            .map(|s| (s.message.channel, s.message.to.as_str(), &s.send))
+            .collect();
+        let report = feedback_run::report(&self.job.id, &view);
+        end(db, owner, &self.job, &report)
+    }
+
+    /// The job this run is for.
+    pub(crate) fn job(&self) -> &ClaimedJob {
+        &self.job
+    }
+}
+
+/// Starts feedback job `job` for tick `owner`: the core's re-check, then every message that is
+/// due starts on its way (its try stored in flight first).
+pub(crate) fn begin(
+    db: &impl Sql,
+    owner: &str,
+    job: &ClaimedJob,
+) -> anyhow::Result<FeedbackProgress> {
     let now = system::now()?;
+    let mut run = match prepare(db, job, now)? {
+        Prepared::Over(report) => return end(db, owner, job, &report).map(FeedbackProgress::Done),
+        Prepared::Send(run) => run,
+    };
+    let due = std::mem::take(&mut run.settled);
+    for stored in due {
+        let context = SendContext {
+            account_id: &run.job.account_id,
+            link: &run.link,
+            config: &run.config,
+            webhook_secret: run.webhook_secret.as_deref(),
+        };
+        match messages::begin(db, stored, &context)? {
+            Begun::Settled(stored) => run.settled.push(stored),
+            Begun::Sending(stored, pending) => run.pending.push((stored, pending)),
+        }
+    }
+    if run.pending.is_empty() {
+        return run.complete(db, owner).map(FeedbackProgress::Done);
+    }
+    Ok(FeedbackProgress::Sending(Box::new(run)))
+}
+
+/// A run that stopped with an internal error: Failed, saying so (the cause is in the log). A
+/// message it may have sent is never sent blind again: its try was stored in flight.
+pub(crate) fn stopped(db: &impl Sql, owner: &str, job: &ClaimedJob) -> anyhow::Result<JobStatus> {
+    let report = feedback_run::not_sent(
+        &job.id,
+        "the run stopped with an internal error (logged); the messages it may have sent are \
+         not sent again",
+        true,
+    );
+    end(db, owner, job, &report)
+}
+
+/// Records the run's activity entry and settles the job while the tick still holds it.
+fn end(db: &impl Sql, owner: &str, job: &ClaimedJob, report: &Report) -> anyhow::Result<JobStatus> {
     let job_ref = crate::tick::job_ref(job);
-    let report = decide_and_send(db, job, now)?;
     payments::store_entry(
         db,
         &job_ref,
@@ -103,7 +192,15 @@ pub fn run_job(db: &impl Sql, owner: &str, job: &ClaimedJob) -> anyhow::Result<J
     Ok(report.job_status)
 }
 
-fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Report> {
+/// What the re-check leaves: a run that is over before it sends, or the messages to send (in
+/// `settled` until they are started).
+enum Prepared {
+    Over(Report),
+    Send(FeedbackRun),
+}
+
+fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Prepared> {
+    let over = |report| Ok(Prepared::Over(report));
     let facts = load_facts(db, job)?;
     let settings = load_settings(db, &job.account_id)?;
     let rules = settings.as_ref().and_then(|s| s.rules.as_ref());
@@ -125,10 +222,10 @@ fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::R
         now,
     };
     if let Err(reason) = feedback_run::precheck(&check) {
-        return Ok(feedback_run::not_sent(&job.id, &reason, false));
+        return over(feedback_run::not_sent(&job.id, &reason, false));
     }
     let Some(facts) = facts else {
-        return Ok(feedback_run::not_sent(
+        return over(feedback_run::not_sent(
             &job.id,
             "the booking no longer exists",
             false,
@@ -142,11 +239,11 @@ fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::R
     };
     let wanted = match destinations(&channels, &contact) {
         Ok(wanted) => wanted,
-        Err(reason) => return Ok(feedback_run::not_sent(&job.id, &reason, false)),
+        Err(reason) => return over(feedback_run::not_sent(&job.id, &reason, false)),
     };
     let (base, secret) = match link_settings() {
         Ok(found) => found,
-        Err(reason) => return Ok(feedback_run::not_sent(&job.id, &reason, true)),
+        Err(reason) => return over(feedback_run::not_sent(&job.id, &reason, true)),
     };
     let token = feedback::link_token(secret.as_bytes(), &job.id);
     let link = format!("{}/feedback/{token}", base.trim_end_matches('/'));
@@ -182,26 +279,19 @@ fn decide_and_send(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::R
         );
         messages::plan(db, &job.account_id, &job.customer_id, &job.id, &built, now)?;
     }
-    let config = ProviderConfig::from_variables();
-    let context = SendContext {
-        account_id: &job.account_id,
-        link: &link,
-        config: &config,
-        webhook_secret: channels.webhook.as_ref().map(|w| w.secret.as_str()),
-    };
-    let mut sends = Vec::new();
-    for stored in messages::load(db, &job.account_id, &job.id)? {
-        // A channel the customer can no longer be reached on is left as it is.
-        if !wanted.iter().any(|(c, _)| *c == stored.message.channel) {
-            continue;
-        }
-        sends.push(messages::drive(db, stored, &context)?);
-    }
-    let view: Vec<_> = sends
-        .iter()
-        .map(|s| (s.message.channel, s.message.to.as_str(), &s.send))
+    // A channel the customer can no longer be reached on is left as it is.
+    let due = messages::load(db, &job.account_id, &job.id)?
+        .into_iter()
+        .filter(|stored| wanted.iter().any(|(c, _)| *c == stored.message.channel))
         .collect();
-    Ok(feedback_run::report(&job.id, &view))
+    Ok(Prepared::Send(FeedbackRun {
+        job: job.clone(),
+        link,
+        config: ProviderConfig::from_variables(),
+        webhook_secret: channels.webhook.map(|w| w.secret),
+        settled: due,
+        pending: Vec::new(),
+    }))
 }
 
 /// The rating page's base URL and the link secret, or why a link cannot be made.

@@ -3,6 +3,7 @@
 //! (`mio_shared::attempt`): load the attempt, hand it the tick's re-check, carry out the effects
 //! (at most one Stripe request per run), feed the answer back, store.
 
+use crate::feedback::{self, FeedbackProgress, FeedbackRun};
 use crate::lease;
 use crate::storage::{self, ChargeFacts};
 use anyhow::anyhow;
@@ -20,7 +21,7 @@ use mio_shared::pace::{self, Pace};
 use mio_shared::rules::{Automation, Decision, resolve};
 use mio_shared::stripe::ChargeRequest;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Jobs claimed per statement, at least (a run claims twice its in-flight bound at a time).
@@ -128,11 +129,15 @@ fn mono_ms() -> u64 {
     wasi::clocks::monotonic_clock::now() / 1_000_000
 }
 
-/// A job whose Stripe request is in flight.
-struct Waiting {
-    task: Task,
-    call: Call,
-    pending: Pending,
+/// A job waiting on the network: a payment on its Stripe request, or a feedback job on its
+/// messages.
+enum Waiting {
+    Payment {
+        task: Box<Task>,
+        call: Call,
+        pending: Pending,
+    },
+    Feedback(Box<FeedbackRun>),
 }
 
 /// One run: claims due jobs and keeps up to the pace's bound of Stripe requests in flight,
@@ -170,7 +175,10 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
             let begun = match job.automation {
                 Automation::Payment => Task::begin(&db, &mut stripe, owner, job.clone()),
                 Automation::Feedback => {
-                    crate::feedback::run_job(&db, owner, &job).map(Progress::Done)
+                    feedback::begin(&db, owner, &job).map(|progress| match progress {
+                        FeedbackProgress::Done(status) => Progress::Done(status),
+                        FeedbackProgress::Sending(run) => Progress::Messages(run),
+                    })
                 }
             };
             settle_progress(&db, owner, &job, begun, &mut waiting, &mut summary);
@@ -191,23 +199,65 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
         let until = pace
             .paused_until(mono_ms())
             .map(|ms| ms.saturating_mul(1_000_000));
-        let pendings: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
-        let ready = outbound::wait_any(&pendings, until);
-        for index in ready.into_iter().rev() {
-            let Waiting {
-                task,
-                call,
-                pending,
-            } = waiting.swap_remove(index);
-            let finished = pending.finish();
-            let status = match &finished.reply {
-                outbound::Reply::Answered { status, .. } => Some(*status),
-                _ => None,
-            };
-            pace.observe(status, finished.retry_after_secs, mono_ms());
-            let job = task.job.clone();
-            let resumed = task.resume(&db, &mut stripe, owner, call, stripe_http::answer(finished));
-            settle_progress(&db, owner, &job, resumed, &mut waiting, &mut summary);
+        let mut pendings: Vec<&Pending> = Vec::new();
+        let mut owners: Vec<(usize, usize)> = Vec::new();
+        for (index, entry) in waiting.iter().enumerate() {
+            match entry {
+                Waiting::Payment { pending, .. } => {
+                    pendings.push(pending);
+                    owners.push((index, 0));
+                }
+                Waiting::Feedback(run) => {
+                    for (sub, (_, pending)) in run.pending.iter().enumerate() {
+                        pendings.push(pending);
+                        owners.push((index, sub));
+                    }
+                }
+            }
+        }
+        let mut ready: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for at in outbound::wait_any(&pendings, until) {
+            let (index, sub) = owners[at];
+            ready.entry(index).or_default().push(sub);
+        }
+        drop(pendings);
+        // Highest index first: `swap_remove` and the pushes of resumed jobs then never move
+        // an entry still to be handled.
+        for (index, mut subs) in ready.into_iter().rev() {
+            match waiting.swap_remove(index) {
+                Waiting::Payment {
+                    task,
+                    call,
+                    pending,
+                } => {
+                    let finished = pending.finish();
+                    let status = match &finished.reply {
+                        outbound::Reply::Answered { status, .. } => Some(*status),
+                        _ => None,
+                    };
+                    pace.observe(status, finished.retry_after_secs, mono_ms());
+                    let job = task.job.clone();
+                    let answer = stripe_http::answer(finished);
+                    let resumed = task.resume(&db, &mut stripe, owner, call, answer);
+                    settle_progress(&db, owner, &job, resumed, &mut waiting, &mut summary);
+                }
+                Waiting::Feedback(mut run) => {
+                    let job = run.job().clone();
+                    subs.sort_unstable();
+                    let answered = subs
+                        .into_iter()
+                        .rev()
+                        .try_for_each(|sub| run.answer(&db, sub));
+                    let progress = match answered {
+                        Err(error) => Err(error),
+                        Ok(()) if run.pending.is_empty() => {
+                            run.complete(&db, owner).map(Progress::Done)
+                        }
+                        Ok(()) => Ok(Progress::Messages(run)),
+                    };
+                    settle_progress(&db, owner, &job, progress, &mut waiting, &mut summary);
+                }
+            }
         }
     }
     let unrun: Vec<&str> = queue.iter().map(|j| j.id.as_str()).collect();
@@ -232,12 +282,22 @@ fn settle_progress(
     summary: &mut Summary,
 ) {
     match progress {
-        Ok(Progress::Waiting(task, call, pending)) => waiting.push(Waiting {
-            task: *task,
+        Ok(Progress::Waiting(task, call, pending)) => waiting.push(Waiting::Payment {
+            task,
             call,
             pending,
         }),
+        Ok(Progress::Messages(run)) => waiting.push(Waiting::Feedback(run)),
         Ok(Progress::Done(status)) => summary.count(status),
+        Err(error) if job.automation == Automation::Feedback => {
+            eprintln!("tick: job {} failed to run: {error:#}", job.id);
+            summary.errors += 1;
+            match feedback::stopped(db, owner, job) {
+                Ok(status) => summary.count(status),
+                // Left leased: it comes back when the lease expires.
+                Err(write) => eprintln!("tick: job {}: not settled: {write:#}", job.id),
+            }
+        }
         Err(error) => {
             // Left leased: it is claimed again once the lease expires, a bounded number of
             // times. The business sees that it stopped; the cause stays in the log.
@@ -338,6 +398,8 @@ enum Call {
 enum Progress {
     /// A Stripe request is in flight; its answer goes to [`Task::resume`].
     Waiting(Box<Task>, Call, Pending),
+    /// A feedback job's messages are in flight.
+    Messages(Box<FeedbackRun>),
     /// The run is over, with the job's status.
     Done(JobStatus),
 }
