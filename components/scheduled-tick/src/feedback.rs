@@ -149,7 +149,7 @@ pub(crate) fn begin(
     if run.pending.is_empty() {
         return run.complete(db, owner).map(FeedbackProgress::Done);
     }
-    Ok(FeedbackProgress::Sending(Box::new(run)))
+    Ok(FeedbackProgress::Sending(run))
 }
 
 /// A run that stopped with an internal error: Failed, saying so (the cause is in the log). A
@@ -196,7 +196,7 @@ fn end(db: &impl Sql, owner: &str, job: &ClaimedJob, report: &Report) -> anyhow:
 /// `settled` until they are started).
 enum Prepared {
     Over(Report),
-    Send(FeedbackRun),
+    Send(Box<FeedbackRun>),
 }
 
 fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Prepared> {
@@ -284,14 +284,14 @@ fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Pr
         .into_iter()
         .filter(|stored| wanted.iter().any(|(c, _)| *c == stored.message.channel))
         .collect();
-    Ok(Prepared::Send(FeedbackRun {
+    Ok(Prepared::Send(Box::new(FeedbackRun {
         job: job.clone(),
         link,
         config: ProviderConfig::from_variables(),
         webhook_secret: channels.webhook.map(|w| w.secret),
         settled: due,
         pending: Vec::new(),
-    }))
+    })))
 }
 
 /// The rating page's base URL and the link secret, or why a link cannot be made.
