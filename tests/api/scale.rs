@@ -2,7 +2,7 @@
 //! Stripe with latency and faults, slows down on 429s, deals claims fairly across businesses,
 //! and two hosts on one database never charge a job twice.
 
-use crate::tick::{Biz, in_hours, setup_with};
+use crate::tick::{Biz, furnish, in_hours, setup_with};
 use mio_tests::{Options, TICK_TOKEN, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -36,11 +36,6 @@ async fn due_bookings(app: &TestApp, token: &str, customer: &str, count: usize) 
         }
     }
     ids
-}
-
-async fn ok_as(app: &TestApp, token: &str, method: Method, path: &str, body: Value) {
-    let (status, answer) = app.call(method, path, Some(token), Some(body)).await;
-    assert_eq!(status, 200, "{path}: {answer}");
 }
 
 async fn tick_on(app: &TestApp) -> Value {
@@ -197,44 +192,14 @@ async fn one_business_backlog_does_not_starve_another() {
     );
     // Account B: 10 due jobs on its own Stripe account.
     let other_account = "acct_1OtherBiz";
-    let token = biz.other_business(other_account).await;
-    ok_as(
+    let (_, token) = biz.app.create_account("Other Cleaning").await;
+    let b_customer = furnish(
         &biz.app,
+        &biz.stripe,
         &token,
-        Method::PUT,
-        "/api/v1/settings/automations",
-        json!({
-            "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
-            "feedback": {"enabled": false, "delay_minutes": 60}
-        }),
-    )
-    .await;
-    let (status, customer) = biz
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/customers",
-            Some(&token),
-            Some(json!({"name": "Bea", "stripe_customer_id": "cus_Bea456"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{customer}");
-    let b_customer = customer["id"].as_str().expect("id").to_owned();
-    biz.stripe.add_payment_method(
-        Some(other_account),
+        other_account,
         "cus_Bea456",
         "pm_card_bea",
-        "visa",
-        "4242",
-        12,
-        2030,
-    );
-    ok_as(
-        &biz.app,
-        &token,
-        Method::PUT,
-        &format!("/api/v1/customers/{b_customer}/payment-method"),
-        json!({"payment_method_id": "pm_card_bea"}),
     )
     .await;
     let b_bookings = due_bookings(&biz.app, &token, &b_customer, 10).await;

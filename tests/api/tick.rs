@@ -48,21 +48,37 @@ pub(crate) async fn setup_with(mut options: Options) -> Biz {
     let app = TestApp::spawn_with(options).await;
     stripe.set_webhook_url(app.url("/webhooks/stripe"));
     let (account, token) = app.create_account("Sparkle Cleaning").await;
-    let biz = Biz {
+    let customer = furnish(&app, &stripe, &token, STRIPE_ACCOUNT, STRIPE_CUSTOMER, CARD).await;
+    Biz {
         app,
         stripe,
         token,
         account,
-        customer: String::new(),
+        customer,
+    }
+}
+
+/// Sets up the account of `token` to charge: MioPay on with `stripe_account`, "charge 24 hours
+/// before start" (feedback off), and a customer "Ada" whose Stripe customer holds `card` as the
+/// primary card. Returns the customer's id.
+pub(crate) async fn furnish(
+    app: &TestApp,
+    stripe: &FakeStripe,
+    token: &str,
+    stripe_account: &str,
+    stripe_customer: &str,
+    card: &str,
+) -> String {
+    let put = |path: &'static str, body: Value| async move {
+        let (status, answer) = app.call(Method::PUT, path, Some(token), Some(body)).await;
+        assert_eq!(status, 200, "{path}: {answer}");
     };
-    biz.ok(
-        Method::PUT,
+    put(
         "/api/v1/settings/miopay",
-        json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
+        json!({"enabled": true, "stripe_account_id": stripe_account}),
     )
     .await;
-    biz.ok(
-        Method::PUT,
+    put(
         "/api/v1/settings/automations",
         json!({
             "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
@@ -70,34 +86,35 @@ pub(crate) async fn setup_with(mut options: Options) -> Biz {
         }),
     )
     .await;
-    let (status, customer) = biz
-        .app
+    let (status, customer) = app
         .call(
             Method::POST,
             "/api/v1/customers",
-            Some(&biz.token),
-            Some(json!({"name": "Ada", "stripe_customer_id": STRIPE_CUSTOMER})),
+            Some(token),
+            Some(json!({"name": "Ada", "stripe_customer_id": stripe_customer})),
         )
         .await;
     assert_eq!(status, 201, "{customer}");
     let customer = customer["id"].as_str().expect("customer id").to_owned();
-    biz.stripe.add_payment_method(
-        Some(STRIPE_ACCOUNT),
-        STRIPE_CUSTOMER,
-        CARD,
+    stripe.add_payment_method(
+        Some(stripe_account),
+        stripe_customer,
+        card,
         "visa",
         "4242",
         12,
         2030,
     );
-    let biz = Biz { customer, ..biz };
-    biz.ok(
-        Method::PUT,
-        &format!("/api/v1/customers/{}/payment-method", biz.customer),
-        json!({"payment_method_id": CARD}),
-    )
-    .await;
-    biz
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/customers/{customer}/payment-method"),
+            Some(token),
+            Some(json!({"payment_method_id": card})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    customer
 }
 
 pub(crate) fn in_hours(hours: i64) -> String {
