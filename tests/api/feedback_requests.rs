@@ -768,3 +768,54 @@ async fn the_request_waits_for_the_rules_delay_after_completion() {
     assert_eq!(shop.job(&booking).0, "succeeded");
     assert_eq!(shop.resend.emails().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_holds_up_no_charges() {
+    let shop = shop().await;
+    shop.channels(json!({"email": {}})).await;
+    shop.biz
+        .ok(
+            Method::PUT,
+            "/api/v1/settings/automations",
+            json!({
+                "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
+                "feedback": {"enabled": true, "delay_minutes": 0}
+            }),
+        )
+        .await;
+    let rated = shop.completed_booking().await;
+    let mut charged = Vec::new();
+    for hours in 1..=10 {
+        charged.push(shop.biz.booking(hours).await);
+    }
+    // The rating request is the oldest due job, so the run starts it first.
+    shop.biz.sql(
+        "UPDATE automation_jobs SET due_at = due_at - 86400000 WHERE booking_id = ?1 \
+         AND automation = 'feedback'",
+        &[&rated],
+    );
+    let hold = std::time::Duration::from_secs(4);
+    shop.resend.hold_next(hold);
+
+    let started = std::time::Instant::now();
+    let summary = shop.tick().await;
+    // Ten charges, the rating request, and the rated visit's own charge.
+    assert_eq!(summary["succeeded"], 12, "{summary}");
+    let first_charge = shop
+        .biz
+        .stripe
+        .api_request_times()
+        .into_iter()
+        .min()
+        .expect("charges were sent");
+    // Had the e-mail held the run, no charge would have left before the hold ended.
+    assert!(
+        first_charge.duration_since(started) < hold / 2,
+        "charges waited {:?} behind the held e-mail",
+        first_charge.duration_since(started)
+    );
+    assert_eq!(shop.resend.emails().len(), 1);
+    for booking in &charged {
+        assert_eq!(shop.biz.balance(booking).await, 0);
+    }
+}
