@@ -40,6 +40,16 @@ impl TimeZone {
     pub fn tz(&self) -> chrono_tz::Tz {
         self.0
     }
+
+    /// When a visit starts, as its customer reads it in this zone: `Tuesday, March 3, 2026 at
+    /// 9:30 AM` (the rating page and the messages that link to it say it alike).
+    pub fn local_start(&self, start_at: crate::Timestamp) -> String {
+        start_at
+            .as_datetime()
+            .with_timezone(&self.0)
+            .format("%A, %B %-d, %Y at %-I:%M %p")
+            .to_string()
+    }
 }
 
 impl Serialize for TimeZone {

@@ -29,6 +29,27 @@ pub fn link_token(secret: &[u8], job_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
+/// The rating link of feedback job `job_id`: its token and its URL on the rating page at
+/// `public_base_url`; or why there can be none (the operator's configuration is missing).
+pub fn link(public_base_url: &str, secret: &str, job_id: &str) -> Result<(String, String), String> {
+    if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+        return Err(
+            "the platform's public_base_url variable is not set, so there is no \
+                    rating page to link to"
+                .into(),
+        );
+    }
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "the platform's feedback_link_secret variable is not set (at least \
+             {MIN_SECRET_LEN} characters)"
+        ));
+    }
+    let token = link_token(secret.as_bytes(), job_id);
+    let url = format!("{}/feedback/{token}", public_base_url.trim_end_matches('/'));
+    Ok((token, url))
+}
+
 /// What is stored of a token: lower-case hex SHA-256.
 pub fn token_hash(token: &str) -> String {
     hex_encode(&Sha256::digest(token.as_bytes()))
@@ -54,6 +75,24 @@ mod tests {
         assert_ne!(a, link_token(&secret, "job_b"));
         assert_ne!(a, link_token(&[8u8; 32], "job_a"));
         assert!(looks_like_token(&a), "{a}");
+    }
+
+    #[test]
+    fn a_link_needs_the_page_and_a_long_enough_secret() {
+        let secret = "s".repeat(MIN_SECRET_LEN);
+        let (token, url) = link("https://mio.example/", &secret, "job_a").expect("a link");
+        assert_eq!(url, format!("https://mio.example/feedback/{token}"));
+        assert_eq!(token, link_token(secret.as_bytes(), "job_a"));
+        assert!(
+            link("", &secret, "job_a")
+                .expect_err("no page")
+                .contains("public_base_url")
+        );
+        assert!(
+            link("https://mio.example", "short", "job_a")
+                .expect_err("weak secret")
+                .contains("feedback_link_secret")
+        );
     }
 
     #[test]

@@ -91,15 +91,6 @@ pub fn content_security_policy() -> String {
     )
 }
 
-/// When a visit started, in the business's time zone: `Tuesday, March 3, 2026 at 9:30 AM`.
-pub fn local_start(start_at: Timestamp, timezone: TimeZone) -> String {
-    start_at
-        .as_datetime()
-        .with_timezone(&timezone.tz())
-        .format("%A, %B %-d, %Y at %-I:%M %p")
-        .to_string()
-}
-
 /// The rating form, empty or shown again with what was `rejected` and why, each problem
 /// beside its field.
 pub fn form(visit: &Visit<'_>, rejected: Option<&Rejected>) -> String {
@@ -112,7 +103,7 @@ pub fn form(visit: &Visit<'_>, rejected: Option<&Rejected>) -> String {
          <p>{service} on {date}</p>\
          <form method=\"post\">",
         service = escape(visit.service),
-        date = escape(&local_start(visit.start_at, visit.timezone)),
+        date = escape(&visit.timezone.local_start(visit.start_at)),
     );
     let rating_error = error_for("rating");
     body.push_str(match rating_error {
@@ -325,12 +316,12 @@ mod tests {
     fn the_date_follows_the_business_time_zone_across_daylight_saving() {
         let summer = Timestamp::parse("2026-07-01T13:00:00Z").expect("valid");
         assert_eq!(
-            local_start(summer, toronto()),
+            toronto().local_start(summer),
             "Wednesday, July 1, 2026 at 9:00 AM"
         );
         let tokyo = TimeZone::parse("Asia/Tokyo").expect("known zone");
         assert_eq!(
-            local_start(summer, tokyo),
+            tokyo.local_start(summer),
             "Wednesday, July 1, 2026 at 10:00 PM"
         );
     }

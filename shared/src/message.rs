@@ -114,7 +114,7 @@ pub enum Purpose {
         service_type: String,
         /// When the booking started.
         start_at: Timestamp,
-        /// Its local date, as the customer reads it (e.g. "Mon 1 Jun 2026").
+        /// When it started, as the customer reads it (`TimeZone::local_start`).
         local_date: String,
     },
     /// Asking the customer to add a card.
@@ -244,20 +244,6 @@ fn webhook_payload(purpose: &Purpose, recipient: &Recipient, now: Timestamp) -> 
             "timestamp": now.to_string(),
             "data": { "customer": customer, "url": LINK_PLACEHOLDER },
         }),
-    }
-}
-
-/// A booking's date as its customer reads it ("Mon 1 Jun 2026"), in the account's time zone
-/// (UTC when the zone is unknown).
-pub fn local_date(instant: Timestamp, timezone: &str) -> String {
-    const FORMAT: &str = "%a %-d %b %Y";
-    match timezone.parse::<chrono_tz::Tz>() {
-        Ok(tz) => instant
-            .as_datetime()
-            .with_timezone(&tz)
-            .format(FORMAT)
-            .to_string(),
-        Err(_) => instant.as_datetime().format(FORMAT).to_string(),
     }
 }
 

@@ -153,6 +153,9 @@ pub struct StoredMessage {
     pub message: Message,
     /// Its send.
     pub send: Send,
+    /// `(tries, in_flight)` as last read or written: every write is guarded by it, so of two
+    /// requests that read the same pending message, only one sends it.
+    stored_as: (u32, bool),
 }
 
 // A message is planned once per subject and channel: a second insert changes nothing.
@@ -165,12 +168,15 @@ const SELECT_MESSAGES: &str = "SELECT id, channel, request_json, status, tries, 
      maybe_delivered, next_try_at, provider_message_id, error, sent_at, created_at \
      FROM messages WHERE account_id = ?1 AND subject_id = ?2 ORDER BY channel";
 
-// Written back whole, only over the state it was read in (a pending send): a send that is
-// already delivered or failed never changes again.
+// Written back whole, only over the state it was read in: still pending, with the tries and
+// in-flight flag the writer saw (?12, ?13). A send that is delivered or failed never changes
+// again, and when two requests race to send the same message, only the first one's "in flight"
+// lands; the other sees no row returned and does not send.
 const UPDATE_SEND: &str = "UPDATE messages SET status = ?3, tries = ?4, in_flight = ?5, \
      maybe_delivered = ?6, next_try_at = ?7, provider_message_id = ?8, error = ?9, \
      sent_at = COALESCE(sent_at, ?10), updated_at = ?11 \
-     WHERE id = ?1 AND account_id = ?2 AND status = 'pending'";
+     WHERE id = ?1 AND account_id = ?2 AND status = 'pending' AND tries = ?12 \
+     AND in_flight = ?13 RETURNING id";
 
 /// Plans `message` for `subject_id` unless that subject already has one on its channel.
 pub fn plan(
@@ -215,6 +221,8 @@ pub fn load(
             let status_name = row.text("status")?;
             let message: Message =
                 serde_json::from_str(&row.text("request_json")?).context("stored message")?;
+            let tries = u32::try_from(row.integer("tries")?).context("tries")?;
+            let in_flight = row.boolean("in_flight")?;
             Ok(StoredMessage {
                 id: row.text("id")?,
                 message,
@@ -222,44 +230,55 @@ pub fn load(
                     channel,
                     status: Status::parse(&status_name)
                         .ok_or_else(|| anyhow!("stored message status {status_name:?}"))?,
-                    tries: u32::try_from(row.integer("tries")?).context("tries")?,
-                    in_flight: row.boolean("in_flight")?,
+                    tries,
+                    in_flight,
                     maybe_delivered: row.boolean("maybe_delivered")?,
                     first_try_at: row.optional_instant("sent_at")?,
                     next_try_at: row.optional_instant("next_try_at")?,
                     provider_id: row.optional_text("provider_message_id")?,
                     error: row.optional_text("error")?,
                 },
+                stored_as: (tries, in_flight),
             })
         })
         .collect()
 }
 
+/// Writes the send back over the state it was read in; `false` when another writer changed it
+/// first (nothing is written then).
 fn store(
     db: &impl Sql,
     account_id: &str,
-    stored: &StoredMessage,
+    stored: &mut StoredMessage,
     now: Timestamp,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let send = &stored.send;
-    db.execute(
-        UPDATE_SEND,
-        &[
-            text(&stored.id),
-            text(account_id),
-            text(send.status.as_str()),
-            Value::Integer(i64::from(send.tries)),
-            Value::Integer(i64::from(send.in_flight)),
-            Value::Integer(i64::from(send.maybe_delivered)),
-            optional_instant(send.next_try_at),
-            optional_text(send.provider_id.as_deref()),
-            optional_text(send.error.as_deref()),
-            optional_instant(send.first_try_at),
-            instant(now),
-        ],
-    )
-    .context("storing a message's send")?;
-    Ok(())
+    let (tries, in_flight) = stored.stored_as;
+    let result = db
+        .execute(
+            UPDATE_SEND,
+            &[
+                text(&stored.id),
+                text(account_id),
+                text(send.status.as_str()),
+                Value::Integer(i64::from(send.tries)),
+                Value::Integer(i64::from(send.in_flight)),
+                Value::Integer(i64::from(send.maybe_delivered)),
+                optional_instant(send.next_try_at),
+                optional_text(send.provider_id.as_deref()),
+                optional_text(send.error.as_deref()),
+                optional_instant(send.first_try_at),
+                instant(now),
+                Value::Integer(i64::from(tries)),
+                Value::Integer(i64::from(in_flight)),
+            ],
+        )
+        .context("storing a message's send")?;
+    let written = Record::all(&result).next().is_some();
+    if written {
+        stored.stored_as = (send.tries, send.in_flight);
+    }
+    Ok(written)
 }
 
 /// What a send needs besides the stored message.
@@ -303,13 +322,15 @@ pub fn begin(
     context: &SendContext<'_>,
 ) -> anyhow::Result<Begun> {
     let now = system::now()?;
+    let as_read = stored.clone();
     match stored.send.start(now) {
         Step::Wait => return Ok(Begun::Settled(stored)),
-        Step::Done => {
-            store(db, context.account_id, &stored, now)?;
-            return Ok(Begun::Settled(stored));
+        // Another request got to it first: it is theirs to send or settle.
+        _ if !store(db, context.account_id, &mut stored, now)? => {
+            return Ok(Begun::Settled(as_read));
         }
-        Step::Send => store(db, context.account_id, &stored, now)?,
+        Step::Done => return Ok(Begun::Settled(stored)),
+        Step::Send => {}
     }
     let pending = match wire_request(
         &stored.message,
@@ -336,7 +357,14 @@ pub fn finish(
 ) -> anyhow::Result<StoredMessage> {
     let outcome = classify(stored.message.channel, &stored.id, &finished.reply);
     stored.send.answer(outcome, system::now()?);
-    store(db, account_id, &stored, system::now()?)?;
+    if !store(db, account_id, &mut stored, system::now()?)? {
+        // Only this request held it in flight; a lost write leaves it in flight, which reads
+        // as "may have been delivered" and is never sent blind.
+        eprintln!(
+            "message {}: its answer was not stored (changed meanwhile)",
+            stored.id
+        );
+    }
     Ok(stored)
 }
 

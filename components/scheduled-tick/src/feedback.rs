@@ -11,12 +11,12 @@ use mio_platform::overrides::load_overrides;
 use mio_platform::payments::{self, Entry};
 use mio_platform::settings::load_settings;
 use mio_platform::system;
-use mio_shared::feedback::{self, LINK_VALID_DAYS, MIN_SECRET_LEN};
+use mio_shared::feedback::{self, LINK_VALID_DAYS};
 use mio_shared::feedback_run::{self, Report, RunCheck};
 use mio_shared::message::{self, Purpose, Recipient};
 use mio_shared::notify::{Contact, destinations};
 use mio_shared::rules::{Automation, ServiceType, resolve};
-use mio_shared::{BookingStatus, JobStatus, Notifications, Timestamp};
+use mio_shared::{BookingStatus, JobStatus, Notifications, TimeZone, Timestamp};
 
 /// What a rating request needs to know of the booking, customer and account.
 struct Facts {
@@ -241,12 +241,12 @@ fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Pr
         Ok(wanted) => wanted,
         Err(reason) => return over(feedback_run::not_sent(&job.id, &reason, false)),
     };
-    let (base, secret) = match link_settings() {
+    let base = spin_sdk::variables::get("public_base_url").unwrap_or_default();
+    let secret = system::secret_variable("feedback_link_secret").unwrap_or_default();
+    let (token, link) = match feedback::link(&base, &secret, &job.id) {
         Ok(found) => found,
         Err(reason) => return over(feedback_run::not_sent(&job.id, &reason, true)),
     };
-    let token = feedback::link_token(secret.as_bytes(), &job.id);
-    let link = format!("{}/feedback/{token}", base.trim_end_matches('/'));
     db.execute(
         INSERT_LINK,
         &[
@@ -264,7 +264,9 @@ fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Pr
         booking_id: job.booking_id.clone(),
         service_type: facts.service_type.clone(),
         start_at: facts.start_at,
-        local_date: message::local_date(facts.start_at, &facts.timezone),
+        local_date: TimeZone::parse(&facts.timezone)
+            .map(|tz| tz.local_start(facts.start_at))
+            .unwrap_or_else(|_| facts.start_at.to_string()),
     };
     let reply_to = channels.email.as_ref().and_then(|e| e.reply_to.as_deref());
     for (channel, to) in &wanted {
@@ -292,24 +294,4 @@ fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Pr
         settled: due,
         pending: Vec::new(),
     })))
-}
-
-/// The rating page's base URL and the link secret, or why a link cannot be made.
-fn link_settings() -> Result<(String, String), String> {
-    let base = spin_sdk::variables::get("public_base_url").unwrap_or_default();
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(
-            "the platform's public_base_url variable is not set, so there is no \
-                    rating page to link to"
-                .into(),
-        );
-    }
-    let secret = system::secret_variable("feedback_link_secret").unwrap_or_default();
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(format!(
-            "the platform's feedback_link_secret variable is not set (at least \
-             {MIN_SECRET_LEN} characters)"
-        ));
-    }
-    Ok((base, secret))
 }
