@@ -104,8 +104,12 @@ pub fn not_sent(job_id: &str, reason: &str, failed: bool) -> Report {
     }
 }
 
-/// The report of a run that drove the sends of a job's messages.
-pub fn report(job_id: &str, sends: &[(Channel, &str, &Send)]) -> Report {
+/// How soon a waiting job runs again when none of its messages says when (one is in flight
+/// elsewhere): soon, so the job is never left waiting with no time to run.
+pub const RECHECK_MINUTES: i64 = 1;
+
+/// The report of a run that drove the sends of a job's messages, at `now`.
+pub fn report(job_id: &str, sends: &[(Channel, &str, &Send)], now: Timestamp) -> Report {
     let channels: Vec<Value> = sends
         .iter()
         .map(|(channel, to, send)| {
@@ -188,7 +192,7 @@ pub fn report(job_id: &str, sends: &[(Channel, &str, &Send)]) -> Report {
     Report {
         job_status,
         next_attempt_at: if job_status == JobStatus::Retrying {
-            pending_at
+            Some(pending_at.unwrap_or(now.plus_minutes(RECHECK_MINUTES)))
         } else {
             None
         },
@@ -273,7 +277,11 @@ mod tests {
         failed.tries = 1;
         failed.error = Some("Twilio answered 400: error 21211: bad number".into());
 
-        let ok = report("job_1", &[(Channel::Email, "a@b.example", &delivered)]);
+        let ok = report(
+            "job_1",
+            &[(Channel::Email, "a@b.example", &delivered)],
+            ts("2026-06-01T10:00:00Z"),
+        );
         assert_eq!(ok.job_status, JobStatus::Succeeded);
         assert_eq!(ok.summary, "Rating request sent by e-mail");
         let retry = report(
@@ -282,15 +290,27 @@ mod tests {
                 (Channel::Email, "a@b.example", &delivered),
                 (Channel::Sms, "+1", &waiting),
             ],
+            ts("2026-06-01T10:00:00Z"),
         );
         assert_eq!(retry.job_status, JobStatus::Retrying);
         assert_eq!(retry.next_attempt_at, waiting.next_try_at);
+        // A message with no time of its own (in flight elsewhere) still gets the job a time.
+        let mut elsewhere = Send::new(Channel::Sms);
+        elsewhere.in_flight = true;
+        let unsure = report(
+            "job_1",
+            &[(Channel::Sms, "+1", &elsewhere)],
+            ts("2026-06-01T10:00:00Z"),
+        );
+        assert_eq!(unsure.job_status, JobStatus::Retrying);
+        assert_eq!(unsure.next_attempt_at, Some(ts("2026-06-01T10:01:00Z")));
         let bad = report(
             "job_1",
             &[
                 (Channel::Email, "a@b.example", &delivered),
                 (Channel::Sms, "+1", &failed),
             ],
+            ts("2026-06-01T10:00:00Z"),
         );
         assert_eq!(bad.job_status, JobStatus::Failed);
         assert_eq!(

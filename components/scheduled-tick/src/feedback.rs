@@ -111,7 +111,7 @@ impl FeedbackRun {
             .iter()
             .map(|s| (s.message.channel, s.message.to.as_str(), &s.send))
             .collect();
-        let report = feedback_run::report(&self.job.id, &view);
+        let report = feedback_run::report(&self.job.id, &view, system::now()?);
         end(db, owner, &self.job, &report)
     }
 
