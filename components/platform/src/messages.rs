@@ -433,3 +433,61 @@ fn start(
         Some(wire.body.as_bytes()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::migrate;
+    use crate::test_db::TestDb;
+    use mio_shared::message::{Purpose, Recipient, build};
+
+    #[test]
+    fn of_two_requests_that_read_the_same_pending_message_only_one_sends_it() {
+        let db = TestDb::new();
+        let now = Timestamp::parse("2026-06-01T10:00:00Z").expect("valid");
+        migrate(&db, now).expect("migrated");
+        let recipient = Recipient {
+            customer_id: "cus_1".into(),
+            name: "Ada".into(),
+            email: None,
+            phone: Some("+14155550100".into()),
+        };
+        let sms = build(
+            Channel::Sms,
+            "+14155550100",
+            &Purpose::PaymentMethod,
+            "Sparkle",
+            &recipient,
+            None,
+            now,
+        );
+        plan(&db, "acc_1", "cus_1", "pmr_1", &sms, now).expect("planned");
+        plan(&db, "acc_1", "cus_1", "pmr_1", &sms, now).expect("planned once");
+        let mut first = load(&db, "acc_1", "pmr_1").expect("loaded");
+        let mut second = load(&db, "acc_1", "pmr_1").expect("loaded");
+        assert_eq!(
+            (first.len(), second.len()),
+            (1, 1),
+            "one message per subject and channel"
+        );
+        let (mut first, mut second) = (first.remove(0), second.remove(0));
+        assert_eq!(first.send.start(now), Step::Send);
+        assert_eq!(second.send.start(now), Step::Send);
+        assert!(store(&db, "acc_1", &mut first, now).expect("stored"));
+        assert!(
+            !store(&db, "acc_1", &mut second, now).expect("refused"),
+            "the second request must not send it too"
+        );
+        // The winner's answer lands over its own write.
+        first.send.answer(
+            message::Outcome::Delivered {
+                provider_id: "SM1".into(),
+            },
+            now,
+        );
+        assert!(store(&db, "acc_1", &mut first, now).expect("stored"));
+        let reloaded = load(&db, "acc_1", "pmr_1").expect("loaded");
+        assert_eq!(reloaded[0].send.status, Status::Delivered);
+        assert_eq!(reloaded[0].send.tries, 1);
+    }
+}
