@@ -122,11 +122,24 @@ pub fn customer_form(
         form.append_pair("email", email);
     }
     if let Some(phone) = phone {
-        form.append_pair("phone", phone);
+        form.append_pair("phone", &compact_phone(phone));
     }
     form.append_pair(&format!("metadata[{METADATA_CUSTOMER}]"), customer_id)
         .append_pair("metadata[mio_account_id]", account_id);
     form.finish()
+}
+
+/// A phone number as Stripe takes it on a customer: its digits, with the leading `+` kept.
+/// Stripe refuses a `phone` over 20 characters (its API description's `maxLength`); a number
+/// as typed may hold up to 32 with its spaces and brackets, its digits at most 15.
+fn compact_phone(phone: &str) -> String {
+    let trimmed = phone.trim();
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if trimmed.starts_with('+') {
+        format!("+{digits}")
+    } else {
+        digits
+    }
 }
 
 /// What a Checkout Session is for.
@@ -360,5 +373,24 @@ mod tests {
             Ok("cus_S1".into())
         );
         assert!(created_customer(402, "{}").is_err());
+    }
+
+    #[test]
+    fn a_customer_phone_goes_to_stripe_compact_and_within_its_20_characters() {
+        let form = customer_form(
+            "cus_1",
+            "acc_1",
+            "Ada",
+            None,
+            Some("+44 (20) 7946-0958 123"),
+        );
+        let phone = crate::test_support::form_value(&form, "phone").expect("a phone");
+        assert_eq!(phone, "+442079460958123");
+        assert!(phone.len() <= 20);
+        let local = customer_form("cus_1", "acc_1", "Ada", None, Some("(415) 555-0100"));
+        assert_eq!(
+            crate::test_support::form_value(&local, "phone").as_deref(),
+            Some("4155550100")
+        );
     }
 }

@@ -2,18 +2,19 @@
 //! a saved card becoming primary, and what Stripe changes later (removed and updated cards,
 //! refunds, disputes, an account that cannot charge), each only ever for its own account.
 
-use crate::tick::{Biz, CARD, PRICE, STRIPE_ACCOUNT, in_hours, setup};
+use crate::support::{events_of, openapi};
+use crate::tick::{Biz, CARD, PRICE, STRIPE_ACCOUNT, setup};
+use crate::webhook::{deliver_all, miopay_settings, post_signed, stored_event, without_events};
+use mio_tests::TestApp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A second customer, with no Stripe customer and no card yet; returns its id.
 async fn new_customer(biz: &Biz) -> String {
     let (status, customer) = biz
-        .app
         .call(
             Method::POST,
             "/api/v1/customers",
-            Some(&biz.token),
             Some(json!({"name": "Grace Hopper", "email": "grace@example.com"})),
         )
         .await;
@@ -21,7 +22,14 @@ async fn new_customer(biz: &Biz) -> String {
     customer["id"].as_str().expect("id").to_owned()
 }
 
-async fn request_link(biz: &Biz, customer: &str, key: Option<&str>) -> (u16, Value) {
+/// `POST /api/v1/customers/{customer}/payment-method-requests` with `body`, and the
+/// `Idempotency-Key` `key` if given: status and answer.
+pub(crate) async fn post_request(
+    biz: &Biz,
+    customer: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> (u16, Value) {
     let mut request = biz
         .app
         .client
@@ -29,7 +37,7 @@ async fn request_link(biz: &Biz, customer: &str, key: Option<&str>) -> (u16, Val
             "/api/v1/customers/{customer}/payment-method-requests"
         )))
         .bearer_auth(&biz.token)
-        .json(&json!({"return_url": "https://sparkle.example/card-saved"}));
+        .json(body);
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
     }
@@ -38,62 +46,36 @@ async fn request_link(biz: &Biz, customer: &str, key: Option<&str>) -> (u16, Val
     (status, response.json().await.expect("json"))
 }
 
+/// A request for a card link (not sent), with `key` if given: status and answer.
+async fn request_link(biz: &Biz, customer: &str, key: Option<&str>) -> (u16, Value) {
+    let body = json!({"return_url": "https://sparkle.example/card-saved"});
+    post_request(biz, customer, &body, key).await
+}
+
+/// [`request_link`], which must succeed; the Stripe Checkout Session it opened.
+async fn open_session(biz: &Biz, customer: &str) -> String {
+    let (status, request) = request_link(biz, customer, None).await;
+    assert_eq!(status, 201, "{request}");
+    let session = biz
+        .stripe
+        .checkout_sessions()
+        .into_iter()
+        .find(|s| s["url"] == request["url"])
+        .unwrap_or_else(|| panic!("no Checkout Session behind {request}"));
+    session["id"].as_str().expect("session id").to_owned()
+}
+
 async fn customer(biz: &Biz, id: &str) -> Value {
-    let (status, customer) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("/api/v1/customers/{id}"),
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{customer}");
-    customer
-}
-
-/// Activity entries of `customer`, oldest first: (status, summary, details).
-fn customer_activity(biz: &Biz, customer: &str) -> Vec<(String, String, Value)> {
-    biz.activity_where("customer_id", customer)
-}
-
-/// A booking of `customer` starting in `hours`.
-async fn booking_of(biz: &Biz, customer: &str, hours: i64) -> String {
-    let (status, booking) = biz
-        .app
-        .call(
-            Method::POST,
-            "/api/v1/bookings",
-            Some(&biz.token),
-            Some(json!({
-                "customer_id": customer, "service_type": "standard",
-                "start_at": in_hours(hours), "end_at": in_hours(hours + 2),
-                "amount_cents": PRICE, "currency": "cad"
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{booking}");
-    booking["id"].as_str().expect("id").to_owned()
+    biz.get(&format!("/api/v1/customers/{id}")).await
 }
 
 /// The warning codes of the customer's payment automation.
 async fn payment_warnings(biz: &Biz, customer: &str) -> Vec<String> {
-    let (status, view) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("/api/v1/customers/{customer}/automations"),
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{view}");
-    let (_, doc) = biz
-        .app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
+    let view = biz
+        .get(&format!("/api/v1/customers/{customer}/automations"))
         .await;
     mio_tests::assert_documented(
-        &doc,
+        &openapi(&biz.app).await,
         &Method::GET,
         "/api/v1/customers/{id}/automations",
         200,
@@ -112,19 +94,36 @@ async fn payment_warnings(biz: &Biz, customer: &str) -> Vec<String> {
         .collect()
 }
 
-fn events_of(biz: &Biz, kind: &str) -> Vec<String> {
-    biz.stripe
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == kind)
-        .map(|e| e["id"].as_str().expect("id").to_owned())
+/// The ids of a page of payment-method requests, as listed.
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
         .collect()
 }
 
-async fn deliver_all(biz: &Biz) {
-    for (id, status) in biz.stripe.deliver_pending().await {
-        assert_eq!(status, 200, "{id}");
-    }
+/// `GET /api/v1/customers/{customer}/payment-method-requests` on `app` as `token`: every request
+/// stored for the customer (a single page), and the customer's Stripe customer id.
+async fn stored_requests(app: &TestApp, token: &str, customer: &str) -> (Vec<Value>, Value) {
+    let path = format!("/api/v1/customers/{customer}");
+    let (status, listed) = app
+        .call(
+            Method::GET,
+            &format!("{path}/payment-method-requests?limit=200"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["next_cursor"], Value::Null, "{listed}");
+    let (status, found) = app.call(Method::GET, &path, Some(token), None).await;
+    assert_eq!(status, 200, "{found}");
+    (
+        listed["data"].as_array().expect("data").clone(),
+        found["stripe_customer_id"].clone(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,17 +153,9 @@ async fn a_requested_link_saves_a_card_that_the_next_charge_uses() {
         .expect("a Stripe customer was created and linked")
         .to_owned();
     assert_eq!(sessions[0]["customer"], stripe_customer.as_str());
-    let (_, doc) = biz
-        .app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    mio_tests::assert_documented(
-        &doc,
-        &Method::POST,
-        "/api/v1/customers/{id}/payment-method-requests",
-        201,
-        &request,
-    );
+    let doc = openapi(&biz.app).await;
+    let template = "/api/v1/customers/{id}/payment-method-requests";
+    mio_tests::assert_documented(&doc, &Method::POST, template, 201, &request);
 
     let session = sessions[0]["id"].as_str().expect("session id");
     biz.stripe
@@ -178,29 +169,20 @@ async fn a_requested_link_saves_a_card_that_the_next_charge_uses() {
         (card["exp_month"].clone(), card["exp_year"].clone()),
         (json!(8), json!(2031))
     );
-    let (_, listed) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("/api/v1/customers/{grace}/payment-method-requests"),
-            Some(&biz.token),
-            None,
-        )
+    let listed = biz
+        .get(&format!(
+            "/api/v1/customers/{grace}/payment-method-requests"
+        ))
         .await;
+    assert_eq!(ids(&listed), [request["id"].as_str().expect("id")]);
     assert_eq!(listed["data"][0]["status"], "completed", "{listed}");
-    mio_tests::assert_documented(
-        &doc,
-        &Method::GET,
-        "/api/v1/customers/{id}/payment-method-requests",
-        200,
-        &listed,
-    );
-    let activity = customer_activity(&biz, &grace);
+    mio_tests::assert_documented(&doc, &Method::GET, template, 200, &listed);
+    let activity = biz.customer_activity(&grace).await;
     assert_eq!(activity.len(), 1, "{activity:?}");
     assert!(activity[0].1.starts_with("Card added"), "{}", activity[0].1);
     assert!(payment_warnings(&biz, &grace).await.is_empty());
 
-    let booking = booking_of(&biz, &grace, 2).await;
+    let booking = biz.booking_of(&grace, 2).await;
     assert_eq!(biz.tick().await["succeeded"], 1);
     let charges = biz.stripe.succeeded_charges();
     let grace_charges: Vec<_> = charges
@@ -226,15 +208,38 @@ async fn a_retried_request_makes_one_stripe_customer_and_one_session() {
     assert_eq!(biz.stripe.requests_to("POST", "/v1/customers").len(), 1);
     assert_eq!(biz.stripe.checkout_sessions().len(), 1);
     // Every POST to Stripe carried a key derived from our ids.
-    for post in biz
+    let posts: Vec<_> = biz
         .stripe
         .requests_to("POST", "/v1/customers")
         .into_iter()
         .chain(biz.stripe.requests_to("POST", "/v1/checkout/sessions"))
-    {
+        .collect();
+    assert!(posts.len() >= 2, "a customer and a session were made");
+    for post in posts {
         let key = post.idempotency_key.expect("a key");
         assert!(key.starts_with("mio-"), "{key}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_typed_with_spaces_and_brackets_reaches_stripe_within_its_limit() {
+    let biz = setup().await;
+    // 22 characters as typed: Stripe refuses a customer `phone` over 20.
+    let (status, customer) = biz
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(json!({"name": "Ivy", "phone": "+44 (20) 7946-0958 123"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let ivy = customer["id"].as_str().expect("id").to_owned();
+    open_session(&biz, &ivy).await;
+    let created = biz.stripe.customers();
+    let phones: Vec<&str> = created.iter().filter_map(|c| c["phone"].as_str()).collect();
+    assert_eq!(phones, ["+442079460958123"]);
+    // The customer keeps the number as typed.
+    assert_eq!(customer["phone"], "+44 (20) 7946-0958 123");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,21 +255,19 @@ async fn without_miopay_a_request_is_a_conflict_and_nothing_is_stored() {
     let (status, problem) = request_link(&biz, &grace, None).await;
     assert_eq!(status, 409, "{problem}");
     assert!(biz.stripe.requests_to("POST", "/v1/customers").is_empty());
-    let count: i64 = biz
-        .db()
-        .query_row("SELECT count(*) FROM payment_method_requests", [], |row| {
-            row.get(0)
-        })
-        .expect("count");
-    assert_eq!(count, 0);
+    assert_eq!(
+        stored_requests(&biz.app, &biz.token, &grace).await,
+        (vec![], Value::Null),
+        "no request stored, no Stripe customer linked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_stripe_cannot_be_reached_the_request_is_502_and_nothing_is_stored() {
     // An app whose Stripe base points at a closed port.
-    let app = mio_tests::TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     let (_, token) = app.create_account("Offline Cleaning").await;
-    let (status, _) = app
+    let (status, answer) = app
         .call(
             Method::PUT,
             "/api/v1/settings/miopay",
@@ -272,8 +275,8 @@ async fn when_stripe_cannot_be_reached_the_request_is_502_and_nothing_is_stored(
             Some(json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT})),
         )
         .await;
-    assert_eq!(status, 200);
-    let (_, created) = app
+    assert_eq!(status, 200, "{answer}");
+    let (status, created) = app
         .call(
             Method::POST,
             "/api/v1/customers",
@@ -281,6 +284,7 @@ async fn when_stripe_cannot_be_reached_the_request_is_502_and_nothing_is_stored(
             Some(json!({"name": "Grace Hopper"})),
         )
         .await;
+    assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id");
     let (status, problem) = app
         .call(
@@ -292,31 +296,23 @@ async fn when_stripe_cannot_be_reached_the_request_is_502_and_nothing_is_stored(
         .await;
     assert_eq!(status, 502, "{problem}");
     assert_eq!(problem["type"], "/problems/upstream-unavailable");
-    let db = rusqlite::Connection::open(app.state_dir().join("sqlite_db.db")).expect("db");
-    let stored: (i64, Option<String>) = db
-        .query_row(
-            "SELECT (SELECT count(*) FROM payment_method_requests), \
-             (SELECT stripe_customer_id FROM customers WHERE id = ?1)",
-            [id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("query");
-    assert_eq!(stored, (0, None), "nothing half-stored");
+    assert_eq!(
+        stored_requests(&app, &token, id).await,
+        (vec![], Value::Null),
+        "nothing half-stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_completion_events_in_either_order_change_the_card_once() {
     let biz = setup().await;
     let grace = new_customer(&biz).await;
-    request_link(&biz, &grace, None).await;
-    let session = biz.stripe.checkout_sessions()[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let session = open_session(&biz, &grace).await;
     biz.stripe
         .complete_checkout_session(&session, "pm_card_saved", "visa", "1881", 1, 2030);
-    let completed = events_of(&biz, "checkout.session.completed");
-    let succeeded = events_of(&biz, "setup_intent.succeeded");
+    let completed = events_of(&biz.stripe, "checkout.session.completed");
+    let succeeded = events_of(&biz.stripe, "setup_intent.succeeded");
+    assert_eq!((completed.len(), succeeded.len()), (1, 1));
     for id in [&completed[0], &succeeded[0], &completed[0], &succeeded[0]] {
         assert_eq!(biz.stripe.deliver(id).await, 200);
     }
@@ -324,7 +320,7 @@ async fn both_completion_events_in_either_order_change_the_card_once() {
         customer(&biz, &grace).await["primary_payment_method"]["id"],
         "pm_card_saved"
     );
-    let activity = customer_activity(&biz, &grace);
+    let activity = biz.customer_activity(&grace).await;
     assert_eq!(activity.len(), 1, "one change, one entry: {activity:?}");
 }
 
@@ -337,7 +333,7 @@ async fn a_removed_card_fails_the_next_run_without_calling_stripe() {
         customer(&biz, &biz.customer).await["primary_payment_method"],
         Value::Null
     );
-    let activity = customer_activity(&biz, &biz.customer);
+    let activity = biz.customer_activity(&biz.customer).await;
     assert!(
         activity
             .iter()
@@ -346,7 +342,7 @@ async fn a_removed_card_fails_the_next_run_without_calling_stripe() {
     );
     let booking = biz.booking(2).await;
     assert_eq!(biz.tick().await["failed"], 1);
-    let entries = biz.activity(&booking);
+    let entries = biz.activity(&booking).await;
     assert_eq!(entries[0].2["message"], "no primary card");
     assert!(
         biz.stripe
@@ -364,17 +360,22 @@ async fn a_refund_puts_the_amount_back_on_the_balance_once() {
     let pi = biz.stripe.succeeded_charges()[0].id.clone();
     biz.stripe.refund(&pi, Some(2_500));
     deliver_all(&biz).await;
-    for id in events_of(&biz, "charge.refunded") {
-        assert_eq!(biz.stripe.deliver(&id).await, 200, "a repeat");
-    }
+    let refunded = events_of(&biz.stripe, "charge.refunded");
+    assert_eq!(refunded.len(), 1, "{refunded:?}");
+    assert_eq!(biz.stripe.deliver(&refunded[0]).await, 200, "a repeat");
     assert_eq!(biz.balance(&booking).await, 2_500);
-    let entries = biz.activity(&booking);
-    assert!(
-        entries
-            .iter()
-            .any(|(_, summary, _)| summary.contains("25.00 CAD")),
-        "{entries:?}"
+    // (Matched from the start: the charge's own entry says "125.00 CAD".)
+    let entries = biz.activity(&booking).await;
+    let refunds: Vec<_> = entries
+        .iter()
+        .filter(|(_, summary, _)| summary.starts_with("Refunded 25.00 CAD"))
+        .collect();
+    assert_eq!(
+        refunds.len(),
+        1,
+        "one entry for the refund, however often it arrives: {entries:?}"
     );
+    assert_eq!(refunds[0].2["amount_refunded_cents"], 2_500);
     // A later run of the booking's payment charges only what is due again.
     biz.sql(
         "UPDATE automation_jobs SET status = 'retrying', next_attempt_at = 0 \
@@ -394,6 +395,7 @@ async fn a_refund_puts_the_amount_back_on_the_balance_once() {
     deliver_all(&biz).await;
     assert!(
         biz.activity(&booking)
+            .await
             .iter()
             .any(|(_, summary, _)| summary.contains("disputed")),
         "a dispute is in the activity"
@@ -405,11 +407,11 @@ async fn an_account_that_cannot_charge_fails_runs_until_stripe_enables_it_again(
     let biz = setup().await;
     biz.stripe.set_charges_enabled(STRIPE_ACCOUNT, false);
     deliver_all(&biz).await;
-    let miopay = crate::webhook::miopay_settings(&biz).await;
+    let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     let booking = biz.booking(2).await;
     assert_eq!(biz.tick().await["failed"], 1);
-    let message = biz.activity(&booking)[0].2["message"]
+    let message = biz.activity(&booking).await[0].2["message"]
         .as_str()
         .expect("message")
         .to_owned();
@@ -442,53 +444,29 @@ async fn events_for_another_accounts_objects_change_nothing() {
         2030,
     );
     let before = customer(&biz, &biz.customer).await;
-    let snapshot_before = crate::webhook::snapshot_of(&biz, Some(&biz.account));
+    let snapshot_before = without_events(&biz, Some(&biz.account));
     biz.stripe
         .detach_payment_method(Some("acct_1OtherBiz"), CARD);
     biz.stripe.set_charges_enabled("acct_1OtherBiz", false);
     deliver_all(&biz).await;
-    let without_events = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("stripe_events"))
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
-        without_events(&crate::webhook::snapshot_of(&biz, Some(&biz.account))),
-        without_events(&snapshot_before),
+        without_events(&biz, Some(&biz.account)),
+        snapshot_before,
         "the other account's events changed none of our rows"
     );
 
     // A saved-card event naming our customer, but for the other connected account.
     let grace = new_customer(&biz).await;
-    request_link(&biz, &grace, None).await;
-    let session = biz.stripe.checkout_sessions()[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let session = open_session(&biz, &grace).await;
     biz.stripe
         .complete_checkout_session(&session, "pm_card_saved", "visa", "1881", 1, 2030);
-    let id = &events_of(&biz, "setup_intent.succeeded")[0];
-    let mut event: Value =
-        serde_json::from_str(&biz.stripe.event_payload(id).expect("payload")).expect("json");
+    let succeeded = events_of(&biz.stripe, "setup_intent.succeeded");
+    assert_eq!(succeeded.len(), 1, "{succeeded:?}");
+    let mut event = stored_event(&biz, &succeeded[0]);
     event["id"] = json!("evt_foreign_setup");
     event["account"] = json!("acct_1OtherBiz");
-    let payload = event.to_string();
-    let signature = mio_tests::fake_stripe::FakeStripe::signature_header(
-        biz.stripe.webhook_secret(),
-        crate::tick::now_millis() / 1000,
-        &payload,
-    );
-    let response = biz
-        .app
-        .client
-        .post(biz.app.url("/webhooks/stripe"))
-        .header("stripe-signature", signature)
-        .body(payload)
-        .send()
-        .await
-        .expect("delivery");
-    assert_eq!(response.status().as_u16(), 200);
+    let (status, answer) = post_signed(&biz, &event).await;
+    assert_eq!(status, 200, "{answer}");
 
     assert_eq!(
         customer(&biz, &biz.customer).await,
@@ -500,7 +478,7 @@ async fn events_for_another_accounts_objects_change_nothing() {
         Value::Null,
         "another account's event saved no card"
     );
-    let miopay = crate::webhook::miopay_settings(&biz).await;
+    let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], true, "{miopay}");
 }
 
@@ -520,8 +498,9 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
         (json!("1111"), json!(9), json!(2034))
     );
 
+    // The business deletes the Stripe customer in Stripe itself.
     let stripe_customer = customer(&biz, &biz.customer).await["stripe_customer_id"].clone();
-    let (status, _) = biz
+    let response = biz
         .app
         .client
         .delete(format!(
@@ -533,9 +512,8 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
         .header("stripe-account", STRIPE_ACCOUNT)
         .send()
         .await
-        .map(|r| (r.status().as_u16(), ()))
         .expect("delete");
-    assert_eq!(status, 200);
+    assert_eq!(response.status().as_u16(), 200);
     deliver_all(&biz).await;
     let after = customer(&biz, &biz.customer).await;
     assert_eq!(after["stripe_customer_id"], Value::Null);
@@ -543,7 +521,7 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
 
     biz.stripe.deauthorize(STRIPE_ACCOUNT);
     deliver_all(&biz).await;
-    let miopay = crate::webhook::miopay_settings(&biz).await;
+    let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     assert!(
         miopay["reason"]
@@ -558,7 +536,7 @@ async fn updated_cards_deleted_stripe_customers_and_a_disconnect_show_up_in_stat
         json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
     )
     .await;
-    let miopay = crate::webhook::miopay_settings(&biz).await;
+    let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], true, "{miopay}");
 }
 
@@ -573,45 +551,14 @@ async fn requests_are_listed_newest_first_in_pages() {
         made.push(request["id"].as_str().expect("id").to_owned());
     }
     let path = format!("/api/v1/customers/{grace}/payment-method-requests");
-    let (status, first) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("{path}?limit=2"),
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{first}");
-    let ids = |page: &Value| -> Vec<String> {
-        page["data"]
-            .as_array()
-            .expect("data")
-            .iter()
-            .map(|r| r["id"].as_str().expect("id").to_owned())
-            .collect()
-    };
+    let first = biz.get(&format!("{path}?limit=2")).await;
     assert_eq!(ids(&first), [made[2].clone(), made[1].clone()]);
     let cursor = first["next_cursor"].as_str().expect("more");
-    let (_, second) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("{path}?limit=2&cursor={cursor}"),
-            Some(&biz.token),
-            None,
-        )
-        .await;
+    let second = biz.get(&format!("{path}?limit=2&cursor={cursor}")).await;
     assert_eq!(ids(&second), [made[0].clone()]);
     assert_eq!(second["next_cursor"], Value::Null);
-    let (status, _) = biz
-        .app
-        .call(
-            Method::GET,
-            &format!("{path}?limit=0"),
-            Some(&biz.token),
-            None,
-        )
+    let (status, problem) = biz
+        .call(Method::GET, &format!("{path}?limit=0"), None)
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 400, "{problem}");
 }
