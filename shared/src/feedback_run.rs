@@ -13,8 +13,8 @@ pub struct RunCheck<'a> {
     pub booking_status: Option<BookingStatus>,
     /// The effective feedback decision for this customer now.
     pub decision: &'a Decision,
-    /// When the request was due.
-    pub due_at: Timestamp,
+    /// When the booking was completed: staleness counts from it.
+    pub completed_at: Timestamp,
     /// The account's staleness limit (`None`: no rules, so the default 7 days).
     pub stale_after: Option<Offset>,
     /// Now.
@@ -39,10 +39,10 @@ pub fn precheck(check: &RunCheck<'_>) -> Result<(), String> {
         crate::rules::DEFAULT_FEEDBACK_STALE_MINUTES,
         Offset::minutes,
     ));
-    if check.now > check.due_at.plus_minutes(limit) {
+    if check.now > check.completed_at.plus_minutes(limit) {
         return Err(format!(
-            "stale: it was due {}, more than {} late (the account's limit)",
-            check.due_at,
+            "stale: the booking was completed {}, more than {} ago (the account's limit)",
+            check.completed_at,
             minutes_in_words(limit)
         ));
     }
@@ -236,12 +236,12 @@ mod tests {
     #[test]
     fn the_tick_sends_only_for_a_completed_wanted_fresh_booking() {
         let on = decision(true);
-        let due = ts("2026-06-01T10:00:00Z");
+        let completed_at = ts("2026-06-01T10:00:00Z");
         let check = |status: Option<BookingStatus>, decision: &Decision, now: &str| {
             precheck(&RunCheck {
                 booking_status: status,
                 decision,
-                due_at: due,
+                completed_at,
                 stale_after: Some(Offset::from_minutes(7 * 24 * 60).expect("valid")),
                 now: ts(now),
             })
@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(check(completed, &on, "2026-06-08T10:00:00Z"), Ok(()));
         let stale = check(completed, &on, "2026-06-08T10:00:01Z").expect_err("stale");
-        assert!(stale.contains("more than 7 days late"), "{stale}");
+        assert!(stale.contains("more than 7 days ago"), "{stale}");
     }
 
     #[test]

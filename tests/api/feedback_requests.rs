@@ -3,7 +3,11 @@
 //! Standard Webhooks delivery), once, to local sinks that speak each provider's wire format;
 //! the reasons not to send; provider failures; and "add your card" links sent on request.
 
-use crate::tick::{Biz, now_millis, setup_with};
+use crate::bookings::{instant, run_of, runs};
+use crate::cards::post_request;
+use crate::feedback::token_hash;
+use crate::support::{now_millis, openapi, unix_now};
+use crate::tick::{Biz, Entry, setup_with};
 use mio_tests::Options;
 use mio_tests::fake_notify::{FakeResend, FakeTwilio, WebhookSink, verify_standard_webhook};
 use reqwest::Method;
@@ -49,35 +53,53 @@ async fn shop() -> Shop {
             .variables
             .insert(format!("SPIN_VARIABLE_{name}"), value);
     }
-    let biz = setup_with(options).await;
-    biz.ok(
-        Method::PUT,
-        "/api/v1/settings/automations",
-        json!({
-            "payment": {"enabled": false, "trigger": "before_start", "offset_minutes": 1440},
-            "feedback": {"enabled": true, "delay_minutes": 0}
-        }),
-    )
-    .await;
-    let (status, customer) = biz
-        .app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/customers/{}", biz.customer),
-            Some(&biz.token),
-            Some(json!({"name": "Ada Lovelace", "email": CUSTOMER_EMAIL, "phone": CUSTOMER_PHONE})),
-        )
-        .await;
-    assert_eq!(status, 200, "{customer}");
-    Shop {
-        biz,
+    let shop = Shop {
+        biz: setup_with(options).await,
         resend,
         twilio,
         hook,
-    }
+    };
+    shop.rules(false, 0).await;
+    shop.patch_customer(json!({
+        "name": "Ada Lovelace", "email": CUSTOMER_EMAIL, "phone": CUSTOMER_PHONE
+    }))
+    .await;
+    shop
 }
 
 impl Shop {
+    /// The account's rules: payment on or off (24 hours before start), feedback on,
+    /// `delay_minutes` after completion.
+    async fn rules(&self, payment: bool, delay_minutes: i64) {
+        self.biz
+            .ok(
+                Method::PUT,
+                "/api/v1/settings/automations",
+                json!({
+                    "payment": {"enabled": payment, "trigger": "before_start", "offset_minutes": 1440},
+                    "feedback": {"enabled": true, "delay_minutes": delay_minutes}
+                }),
+            )
+            .await;
+    }
+
+    /// `PATCH`es the customer with `body`.
+    async fn patch_customer(&self, body: Value) {
+        let path = format!("/api/v1/customers/{}", self.biz.customer);
+        self.biz.ok(Method::PATCH, &path, body).await;
+    }
+
+    /// Sets the customer's feedback override to `state`.
+    async fn feedback_override(&self, state: &str) {
+        let path = format!(
+            "/api/v1/customers/{}/automations/feedback",
+            self.biz.customer
+        );
+        self.biz
+            .ok(Method::PUT, &path, json!({"state": state}))
+            .await;
+    }
+
     async fn channels(&self, body: Value) -> Value {
         let answer = self
             .biz
@@ -90,11 +112,7 @@ impl Shop {
 
     /// Asserts that the served OpenAPI document describes this answer.
     async fn documented(&self, method: Method, template: &str, status: u16, body: &Value) {
-        let (_, doc) = self
-            .biz
-            .app
-            .call(Method::GET, "/api/v1/openapi.json", None, None)
-            .await;
+        let doc = openapi(&self.biz.app).await;
         mio_tests::assert_documented(&doc, &method, template, status, body);
     }
 
@@ -110,16 +128,8 @@ impl Shop {
     /// A booking that ended an hour ago, completed now: its rating request is due at once.
     async fn completed_booking(&self) -> String {
         let booking = self.biz.booking(-3).await;
-        let (status, answer) = self
-            .biz
-            .app
-            .call(
-                Method::POST,
-                &format!("/api/v1/bookings/{booking}/complete"),
-                Some(&self.biz.token),
-                None,
-            )
-            .await;
+        let path = format!("/api/v1/bookings/{booking}/complete");
+        let (status, answer) = self.biz.call(Method::POST, &path, None).await;
         assert_eq!(status, 200, "{answer}");
         booking
     }
@@ -128,17 +138,20 @@ impl Shop {
         self.biz.tick().await
     }
 
-    /// The feedback job of `booking`: status and attempts.
-    fn job(&self, booking: &str) -> (String, i64) {
-        self.biz
-            .db()
-            .query_row(
-                "SELECT status, attempts FROM automation_jobs \
-                 WHERE booking_id = ?1 AND automation = 'feedback'",
-                [booking],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .expect("the booking's feedback job")
+    /// A tick whose summary counts `n` jobs as `outcome` (`claimed`, `succeeded`, …).
+    async fn tick_counting(&self, outcome: &str, n: u64) {
+        let summary = self.tick().await;
+        assert_eq!(summary[outcome], n, "{outcome}: {summary}");
+    }
+
+    /// The feedback job of `booking` (`GET /api/v1/bookings/{id}/automations`): status and
+    /// attempts.
+    async fn job(&self, booking: &str) -> (String, i64) {
+        let run = run_of(&self.biz.app, &self.biz.token, booking, "feedback").await;
+        (
+            run["status"].as_str().expect("status").to_owned(),
+            run["attempts"].as_i64().expect("attempts"),
+        )
     }
 
     /// Makes the waiting job and its messages due now.
@@ -151,9 +164,11 @@ impl Shop {
         );
     }
 
-    fn feedback_activity(&self, booking: &str) -> Vec<(String, String, Value)> {
+    /// The activity of `booking`'s rating request, oldest first.
+    async fn feedback_activity(&self, booking: &str) -> Vec<Entry> {
         self.biz
             .activity(booking)
+            .await
             .into_iter()
             .filter(|(_, _, details)| details.get("channels").is_some())
             .collect()
@@ -179,10 +194,6 @@ fn link_in(text: &str) -> String {
         .next()
         .expect("the link")
         .to_owned()
-}
-
-fn unix_now() -> i64 {
-    now_millis() / 1000
 }
 
 #[tokio::test]
@@ -243,30 +254,32 @@ async fn a_completed_booking_gets_one_rating_request_on_each_channel() {
         verify_standard_webhook(WEBHOOK_SECRET, &delivery.headers, &tampered, unix_now()).is_err()
     );
 
-    assert_eq!(shop.job(&booking).0, "succeeded");
-    let entries = shop.feedback_activity(&booking);
+    assert_eq!(shop.job(&booking).await.0, "succeeded");
+    let entries = shop.feedback_activity(&booking).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].0, "success");
     assert_eq!(
         entries[0].1,
         "Rating request sent by e-mail and SMS and webhook"
     );
-    // Only the token's hash is stored; the link's token is not in the database.
+    // Only the token's hash is stored, not the link's token (no route shows what is stored).
     let token = link.rsplit('/').next().expect("token");
-    let stored: i64 = shop
-        .biz
-        .db()
-        .query_row(
-            "SELECT count(*) FROM feedback_requests WHERE booking_id = ?1 AND token_hash <> ?2",
-            [booking.as_str(), token],
-            |row| row.get(0),
-        )
-        .expect("count");
-    assert_eq!(stored, 1);
+    let stored: Vec<String> = {
+        let db = shop.biz.db();
+        let mut statement = db
+            .prepare("SELECT token_hash FROM feedback_requests WHERE booking_id = ?1")
+            .expect("query");
+        statement
+            .query_map([booking.as_str()], |row| row.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("hashes")
+    };
+    assert_eq!(stored, [token_hash(token)]);
 
     // Later ticks send nothing more.
-    shop.tick().await;
-    shop.tick().await;
+    shop.tick_counting("claimed", 0).await;
+    shop.tick_counting("claimed", 0).await;
     assert_eq!(shop.resend.emails().len(), 1);
     assert_eq!(shop.twilio.messages().len(), 1);
     assert_eq!(shop.hook.deliveries().len(), 1);
@@ -283,18 +296,14 @@ async fn a_completed_booking_gets_one_rating_request_on_each_channel() {
         .await
         .expect("rating");
     assert_eq!(rated.status().as_u16(), 200);
-    let (status, list) = shop
-        .biz
-        .app
-        .call(Method::GET, "/api/v1/feedback", Some(&shop.biz.token), None)
-        .await;
-    assert_eq!(status, 200, "{list}");
+    let list = shop.biz.get("/api/v1/feedback").await;
     assert_eq!(list["data"][0]["booking_id"], booking.as_str());
     assert_eq!(list["data"][0]["rating"], 4);
     assert_eq!(list["summary"]["count"], 1);
     let rating_entry = shop
         .biz
         .activity(&booking)
+        .await
         .into_iter()
         .find(|(_, summary, _)| summary == "Rated 4 of 5")
         .expect("the rating in the activity view");
@@ -307,58 +316,35 @@ async fn reasons_not_to_send_are_skipped_with_the_reason_and_send_nothing() {
     shop.all_channels().await;
 
     // The customer's override is off.
-    let (status, answer) = shop
-        .biz
-        .app
-        .call(
-            Method::PUT,
-            &format!(
-                "/api/v1/customers/{}/automations/feedback",
-                shop.biz.customer
-            ),
-            Some(&shop.biz.token),
-            Some(json!({"state": "disabled"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{answer}");
+    shop.feedback_override("disabled").await;
     let off = shop.completed_booking().await;
     // The job may not even be planned with the override off; if it is, it is skipped.
-    shop.tick().await;
-    let planned: i64 = shop
-        .biz
-        .db()
-        .query_row(
-            "SELECT count(*) FROM automation_jobs WHERE booking_id = ?1 \
-             AND automation = 'feedback' AND status NOT IN ('skipped', 'cancelled')",
-            [off.as_str()],
-            |row| row.get(0),
-        )
-        .expect("count");
-    assert_eq!(planned, 0);
+    let summary = shop.tick().await;
+    assert_eq!(summary["claimed"], summary["skipped"], "{summary}");
+    let planned: Vec<Value> = runs(&shop.biz.app, &shop.biz.token, &off)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["automation"] == "feedback"
+                && !["skipped", "cancelled"].contains(&r["status"].as_str().expect("status"))
+        })
+        .collect();
+    assert!(planned.is_empty(), "{planned:?}");
     shop.nothing_sent();
 
     // Planned while on, the override turned off before the run: skipped, saying why.
-    shop.biz
-        .app
-        .call(
-            Method::PUT,
-            &format!(
-                "/api/v1/customers/{}/automations/feedback",
-                shop.biz.customer
-            ),
-            Some(&shop.biz.token),
-            Some(json!({"state": "inherit"})),
-        )
-        .await;
+    shop.feedback_override("inherit").await;
     let booking = shop.completed_booking().await;
+    // Behind the API's back (switching it off over HTTP would cancel the planned job).
     shop.biz.sql(
         "UPDATE customer_overrides SET state = 'disabled' WHERE customer_id = ?1 \
          AND automation = 'feedback'",
         &[&shop.biz.customer],
     );
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "skipped");
-    let entries = shop.feedback_activity(&booking);
+    let summary = shop.tick().await;
+    assert_eq!(summary["skipped"], 1, "{summary}");
+    assert_eq!(shop.job(&booking).await.0, "skipped");
+    let entries = shop.feedback_activity(&booking).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].0, "skipped");
     assert!(
@@ -374,50 +360,39 @@ async fn opted_out_unreachable_and_stale_customers_get_nothing() {
     let shop = shop().await;
     shop.channels(json!({"email": {}, "sms": {}})).await;
 
-    let patch = |body: Value| {
-        let biz = &shop.biz;
-        async move {
-            let (status, answer) = biz
-                .app
-                .call(
-                    Method::PATCH,
-                    &format!("/api/v1/customers/{}", biz.customer),
-                    Some(&biz.token),
-                    Some(body),
-                )
-                .await;
-            assert_eq!(status, 200, "{answer}");
-        }
-    };
-
-    patch(json!({"notifications": {"email": false, "sms": false}})).await;
+    shop.patch_customer(json!({"notifications": {"email": false, "sms": false}}))
+        .await;
     let opted_out = shop.completed_booking().await;
-    shop.tick().await;
-    assert_eq!(shop.job(&opted_out).0, "skipped");
+    shop.tick_counting("skipped", 1).await;
+    assert_eq!(shop.job(&opted_out).await.0, "skipped");
     assert_eq!(
-        shop.feedback_activity(&opted_out)[0].1,
+        shop.feedback_activity(&opted_out).await[0].1,
         "Rating request not sent: the customer has turned off e-mail and SMS notifications"
     );
 
-    patch(json!({"notifications": {"email": true, "sms": true}, "email": null, "phone": null}))
-        .await;
+    shop.patch_customer(
+        json!({"notifications": {"email": true, "sms": true}, "email": null, "phone": null}),
+    )
+    .await;
     let unreachable = shop.completed_booking().await;
-    shop.tick().await;
-    assert_eq!(shop.job(&unreachable).0, "skipped");
+    shop.tick_counting("skipped", 1).await;
+    assert_eq!(shop.job(&unreachable).await.0, "skipped");
     assert_eq!(
-        shop.feedback_activity(&unreachable)[0].1,
+        shop.feedback_activity(&unreachable).await[0].1,
         "Rating request not sent: the customer has no e-mail address and has no phone number"
     );
 
-    patch(json!({"email": CUSTOMER_EMAIL})).await;
+    shop.patch_customer(json!({"email": CUSTOMER_EMAIL})).await;
     let stale = shop.completed_booking().await;
+    // Completed eight days ago, and the request only now due: staleness counts from
+    // completion, so it is skipped.
     shop.biz.sql(
-        "UPDATE automation_jobs SET due_at = ?2 WHERE booking_id = ?1 AND automation = 'feedback'",
+        "UPDATE bookings SET completed_at = ?2 WHERE id = ?1",
         &[&stale, &(now_millis() - 8 * 24 * 3_600_000).to_string()],
     );
-    shop.tick().await;
-    assert_eq!(shop.job(&stale).0, "skipped");
-    let entry = &shop.feedback_activity(&stale)[0].1;
+    shop.tick_counting("skipped", 1).await;
+    assert_eq!(shop.job(&stale).await.0, "skipped");
+    let entry = &shop.feedback_activity(&stale).await[0].1;
     assert!(
         entry.contains("stale") && entry.contains("7 days"),
         "{entry}"
@@ -436,8 +411,8 @@ async fn a_provider_error_is_retried_and_the_message_goes_out_once() {
         .fail_next(500, "application_error", "Something went wrong");
     let summary = shop.tick().await;
     assert_eq!(summary["retrying"], 1, "{summary}");
-    assert_eq!(shop.job(&booking).0, "retrying");
-    let entries = shop.feedback_activity(&booking);
+    assert_eq!(shop.job(&booking).await.0, "retrying");
+    let entries = shop.feedback_activity(&booking).await;
     assert_eq!(entries[0].0, "retrying");
     assert!(
         entries[0].1.contains("Resend answered 500"),
@@ -447,12 +422,12 @@ async fn a_provider_error_is_retried_and_the_message_goes_out_once() {
     assert!(shop.resend.emails().is_empty());
 
     // Not before its backoff.
-    shop.tick().await;
+    shop.tick_counting("claimed", 0).await;
     assert_eq!(shop.resend.requests(), 1);
 
     shop.make_due(&booking);
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "succeeded");
+    shop.tick_counting("succeeded", 1).await;
+    assert_eq!(shop.job(&booking).await.0, "succeeded");
     assert_eq!(shop.resend.emails().len(), 1);
     let keys: Vec<_> = shop
         .resend
@@ -471,8 +446,8 @@ async fn a_dropped_answer_is_resent_with_the_same_key_and_delivered_once() {
     let booking = shop.completed_booking().await;
 
     shop.resend.drop_next_answer();
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "retrying");
+    shop.tick_counting("retrying", 1).await;
+    assert_eq!(shop.job(&booking).await.0, "retrying");
     assert_eq!(
         shop.resend.emails().len(),
         1,
@@ -480,8 +455,8 @@ async fn a_dropped_answer_is_resent_with_the_same_key_and_delivered_once() {
     );
 
     shop.make_due(&booking);
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "succeeded");
+    shop.tick_counting("succeeded", 1).await;
+    assert_eq!(shop.job(&booking).await.0, "succeeded");
     assert_eq!(shop.resend.requests(), 2);
     assert_eq!(shop.resend.emails().len(), 1, "the replay sent nothing new");
     let received = shop.resend.received();
@@ -508,8 +483,8 @@ async fn a_provider_refusal_fails_with_the_providers_reason() {
     );
     let summary = shop.tick().await;
     assert_eq!(summary["failed"], 1, "{summary}");
-    assert_eq!(shop.job(&booking).0, "failed");
-    let entries = shop.feedback_activity(&booking);
+    assert_eq!(shop.job(&booking).await.0, "failed");
+    let entries = shop.feedback_activity(&booking).await;
     assert_eq!(entries[0].0, "failed");
     assert_eq!(
         entries[0].1,
@@ -517,7 +492,7 @@ async fn a_provider_refusal_fails_with_the_providers_reason() {
          +14155550123 is not a valid phone number."
     );
     shop.make_due(&booking);
-    shop.tick().await;
+    shop.tick_counting("claimed", 0).await;
     assert_eq!(shop.twilio.requests(), 1, "a refusal is final");
 }
 
@@ -528,12 +503,12 @@ async fn an_sms_whose_answer_was_lost_is_not_sent_again() {
     let booking = shop.completed_booking().await;
 
     shop.twilio.drop_next_answer();
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "failed");
-    let entry = &shop.feedback_activity(&booking)[0].1;
+    shop.tick_counting("failed", 1).await;
+    assert_eq!(shop.job(&booking).await.0, "failed");
+    let entry = &shop.feedback_activity(&booking).await[0].1;
     assert!(entry.contains("may have been delivered"), "{entry}");
     shop.make_due(&booking);
-    shop.tick().await;
+    shop.tick_counting("claimed", 0).await;
     assert_eq!(
         shop.twilio.requests(),
         1,
@@ -546,16 +521,7 @@ async fn an_sms_whose_answer_was_lost_is_not_sent_again() {
 async fn notification_settings_mask_secrets_and_refuse_what_cannot_be_sent() {
     let shop = shop().await;
     let biz = &shop.biz;
-    let (status, empty) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/notifications",
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let empty = biz.get("/api/v1/settings/notifications").await;
     assert_eq!(empty, json!({"email": null, "sms": null, "webhook": null}));
     shop.documented(Method::GET, "/api/v1/settings/notifications", 200, &empty)
         .await;
@@ -598,11 +564,9 @@ async fn notification_settings_mask_secrets_and_refuse_what_cannot_be_sent() {
         ),
     ] {
         let (status, problem) = biz
-            .app
             .call(
                 Method::PUT,
                 "/api/v1/settings/notifications",
-                Some(&biz.token),
                 Some(body.clone()),
             )
             .await;
@@ -616,49 +580,26 @@ async fn notification_settings_mask_secrets_and_refuse_what_cannot_be_sent() {
         )
         .await;
     }
-    let (status, _) = biz
-        .app
+    let (status, problem) = biz
         .call(
             Method::PUT,
             "/api/v1/settings/notifications",
-            Some(&biz.token),
             Some(json!({"fax": {}})),
         )
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 400, "{problem}");
     // Nothing refused was stored.
-    let (_, after) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/notifications",
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(after, kept);
+    assert_eq!(biz.get("/api/v1/settings/notifications").await, kept);
 }
 
 #[tokio::test]
 async fn a_payment_method_link_is_sent_once_when_asked() {
     let shop = shop().await;
-    let path = format!(
-        "/api/v1/customers/{}/payment-method-requests",
-        shop.biz.customer
-    );
+    let (biz, customer) = (&shop.biz, &shop.biz.customer);
     let body = json!({"return_url": "https://sparkle.example/thanks", "send": true});
 
     // No channel yet: 409 with the reason, and nothing made.
-    let (status, problem) = shop
-        .biz
-        .app
-        .call(
-            Method::POST,
-            &path,
-            Some(&shop.biz.token),
-            Some(body.clone()),
-        )
-        .await;
+    let (status, problem) = post_request(biz, customer, &body, None).await;
     assert_eq!(status, 409, "{problem}");
     assert!(
         problem["detail"]
@@ -671,7 +612,7 @@ async fn a_payment_method_link_is_sent_once_when_asked() {
     shop.documented(Method::POST, template, 409, &problem).await;
 
     shop.channels(json!({"email": {}, "sms": {}})).await;
-    let (status, created) = post_with_key(&shop, &path, &body, "link-1").await;
+    let (status, created) = post_request(biz, customer, &body, Some("link-1")).await;
     assert_eq!(status, 201, "{created}");
     shop.documented(Method::POST, template, 201, &created).await;
     assert_eq!(created["channel"], "email");
@@ -684,78 +625,40 @@ async fn a_payment_method_link_is_sent_once_when_asked() {
     assert!(shop.twilio.messages().is_empty(), "one channel per link");
 
     // Retried with the same key: the same request, and no second message.
-    let (status, again) = post_with_key(&shop, &path, &body, "link-1").await;
+    let (status, again) = post_request(biz, customer, &body, Some("link-1")).await;
     assert_eq!(status, 201, "{again}");
     assert_eq!(again["id"], created["id"]);
     assert_eq!(shop.resend.emails().len(), 1);
     assert_eq!(shop.resend.requests(), 1);
 
-    let (_, listed) = shop
-        .biz
-        .app
-        .call(Method::GET, &path, Some(&shop.biz.token), None)
+    let listed = biz
+        .get(&format!(
+            "/api/v1/customers/{customer}/payment-method-requests"
+        ))
         .await;
-    assert_eq!(listed["data"][0]["channel"], "email");
     shop.documented(Method::GET, template, 200, &listed).await;
-    let requests: i64 = shop
-        .biz
-        .db()
-        .query_row("SELECT count(*) FROM payment_method_requests", [], |row| {
-            row.get(0)
-        })
-        .expect("count");
-    assert_eq!(requests, 1, "the refused call made nothing");
-}
-
-/// `POST` a payment-method request with an `Idempotency-Key`.
-async fn post_with_key(shop: &Shop, path: &str, body: &Value, key: &str) -> (u16, Value) {
-    let response = shop
-        .biz
-        .app
-        .client
-        .post(shop.biz.app.url(path))
-        .bearer_auth(&shop.biz.token)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
+    let listed = listed["data"].as_array().expect("data");
+    assert_eq!(listed.len(), 1, "the refused call made nothing: {listed:?}");
+    assert_eq!(listed[0]["id"], created["id"]);
+    assert_eq!(listed[0]["channel"], "email");
 }
 
 #[tokio::test]
 async fn the_request_waits_for_the_rules_delay_after_completion() {
     let shop = shop().await;
     shop.channels(json!({"email": {}})).await;
-    shop.biz
-        .ok(
-            Method::PUT,
-            "/api/v1/settings/automations",
-            json!({
-                "payment": {"enabled": false, "trigger": "before_start", "offset_minutes": 1440},
-                "feedback": {"enabled": true, "delay_minutes": 120}
-            }),
-        )
-        .await;
+    shop.rules(false, 120).await;
     let before = now_millis();
     let booking = shop.completed_booking().await;
-    let due: i64 = shop
-        .biz
-        .db()
-        .query_row(
-            "SELECT due_at FROM automation_jobs WHERE booking_id = ?1 AND automation = 'feedback'",
-            [booking.as_str()],
-            |row| row.get(0),
-        )
-        .expect("the feedback job");
+    let run = run_of(&shop.biz.app, &shop.biz.token, &booking, "feedback").await;
+    let due = instant(&run["due_at"]).timestamp_millis();
     let two_hours = 2 * 3_600_000;
     assert!(
         (before + two_hours..=now_millis() + two_hours).contains(&due),
         "due {due}, completed at about {before}"
     );
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "scheduled");
+    shop.tick_counting("claimed", 0).await;
+    assert_eq!(shop.job(&booking).await.0, "scheduled");
     assert!(shop.resend.emails().is_empty(), "not before its time");
 
     // Two hours later (the due time moved into the past).
@@ -764,8 +667,8 @@ async fn the_request_waits_for_the_rules_delay_after_completion() {
          AND automation = 'feedback'",
         &[&booking],
     );
-    shop.tick().await;
-    assert_eq!(shop.job(&booking).0, "succeeded");
+    shop.tick_counting("succeeded", 1).await;
+    assert_eq!(shop.job(&booking).await.0, "succeeded");
     assert_eq!(shop.resend.emails().len(), 1);
 }
 
@@ -773,16 +676,7 @@ async fn the_request_waits_for_the_rules_delay_after_completion() {
 async fn a_slow_provider_holds_up_no_charges() {
     let shop = shop().await;
     shop.channels(json!({"email": {}})).await;
-    shop.biz
-        .ok(
-            Method::PUT,
-            "/api/v1/settings/automations",
-            json!({
-                "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
-                "feedback": {"enabled": true, "delay_minutes": 0}
-            }),
-        )
-        .await;
+    shop.rules(true, 0).await;
     let rated = shop.completed_booking().await;
     let mut charged = Vec::new();
     for hours in 1..=10 {
@@ -794,25 +688,49 @@ async fn a_slow_provider_holds_up_no_charges() {
          AND automation = 'feedback'",
         &[&rated],
     );
-    let hold = std::time::Duration::from_secs(4);
-    shop.resend.hold_next(hold);
+    shop.resend.hold_next(std::time::Duration::from_secs(4));
 
-    let started = std::time::Instant::now();
-    let summary = shop.tick().await;
+    // While the run goes on, watch for a charge sent after the e-mail reached Resend and
+    // before Resend finished it. No clock is compared: had the e-mail held up the run, no charge
+    // would leave in between.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let ticking = async {
+        let summary = shop.tick().await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        summary
+    };
+    let watching = async {
+        let charges = || {
+            shop.biz
+                .stripe
+                .requests_to("POST", "/v1/payment_intents")
+                .len()
+        };
+        let ended = || done.load(std::sync::atomic::Ordering::SeqCst);
+        while shop.resend.requests() == 0 && !ended() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(!ended(), "the run ended without sending the e-mail");
+        let sent_before = charges();
+        loop {
+            // In this order: a charge counted here left before the e-mail was seen unfinished.
+            let sent = charges();
+            let held = shop.resend.emails().is_empty();
+            if !held || ended() {
+                return (sent_before, None);
+            }
+            if sent > sent_before {
+                return (sent_before, Some(sent));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    let (summary, (sent_before, sent_while_held)) = tokio::join!(ticking, watching);
     // Ten charges, the rating request, and the rated visit's own charge.
     assert_eq!(summary["succeeded"], 12, "{summary}");
-    let first_charge = shop
-        .biz
-        .stripe
-        .api_request_times()
-        .into_iter()
-        .min()
-        .expect("charges were sent");
-    // Had the e-mail held the run, no charge would have left before the hold ended.
     assert!(
-        first_charge.duration_since(started) < hold / 2,
-        "charges waited {:?} behind the held e-mail",
-        first_charge.duration_since(started)
+        sent_while_held.is_some(),
+        "no charge left while the e-mail was held ({sent_before} before it)"
     );
     assert_eq!(shop.resend.emails().len(), 1);
     for booking in &charged {

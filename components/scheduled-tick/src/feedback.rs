@@ -23,13 +23,14 @@ struct Facts {
     booking_status: BookingStatus,
     service_type: String,
     start_at: Timestamp,
+    completed_at: Option<Timestamp>,
     business: String,
     timezone: String,
     recipient: Recipient,
     notifications: Notifications,
 }
 
-const SELECT_FACTS: &str = "SELECT b.status, b.service_type, b.start_at, \
+const SELECT_FACTS: &str = "SELECT b.status, b.service_type, b.start_at, b.completed_at, \
      c.id IS NULL AS customer_gone, c.name, c.email, c.phone, c.notify_email, c.notify_sms, \
      a.name AS business, a.timezone \
      FROM bookings b JOIN accounts a ON a.id = b.account_id \
@@ -59,6 +60,7 @@ fn load_facts(db: &impl Sql, job: &ClaimedJob) -> anyhow::Result<Option<Facts>> 
             .ok_or_else(|| anyhow!("stored booking status {status:?}"))?,
         service_type: row.text("service_type")?,
         start_at: row.instant("start_at")?,
+        completed_at: row.optional_instant("completed_at")?,
         business: row.text("business")?,
         timezone: row.text("timezone")?,
         recipient: Recipient {
@@ -217,7 +219,11 @@ fn prepare(db: &impl Sql, job: &ClaimedJob, now: Timestamp) -> anyhow::Result<Pr
     let check = RunCheck {
         booking_status: facts.as_ref().map(|f| f.booking_status),
         decision: &decision,
-        due_at: job.due_at,
+        // A completed booking has its time; the job's due time stands in should it not.
+        completed_at: facts
+            .as_ref()
+            .and_then(|f| f.completed_at)
+            .unwrap_or(job.due_at),
         stale_after: rules.map(|r| r.feedback.stale_after),
         now,
     };

@@ -141,8 +141,8 @@ enum Waiting {
 }
 
 /// One run: claims due jobs and keeps up to the pace's bound of Stripe requests in flight,
-/// claiming more as slots free up, until nothing is due or the budget is spent. Feedback jobs
-/// run in line (their sends are short and few).
+/// claiming more as slots free up, until nothing is due or the budget is spent. A feedback job's
+/// messages wait alongside the charges and take one slot, like a charge.
 fn run(owner: &str) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let db = db::open(system::now()?)?;

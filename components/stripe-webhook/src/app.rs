@@ -27,7 +27,14 @@ pub async fn handle(request: IncomingRequest) -> Response {
     match serve(request).await {
         Ok(response) => response,
         Err(Refusal::Problem(kind, detail)) => {
-            response::problem(kind.status(), &Problem::new(kind, detail), &[])
+            // RFC 9110 §15.5.6: a 405 names the methods the route allows.
+            let allow = [("allow", "POST".to_owned())];
+            let headers: &[(&str, String)] = if kind == ProblemType::MethodNotAllowed {
+                &allow
+            } else {
+                &[]
+            };
+            response::problem(kind.status(), &Problem::new(kind, detail), headers)
         }
         Err(Refusal::Internal(error)) => {
             eprintln!("stripe-webhook: {error:#}");
