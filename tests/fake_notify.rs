@@ -615,10 +615,11 @@ async fn resend_answer(shared: &Arc<ResendShared>, req: &RecordedRequest) -> Ans
         );
     }
 
-    // https://resend.com/docs/api-reference/emails/send-email: the body is JSON. A body that is
-    // not a JSON object (or not sent as application/json) is a 400 validation_error
-    // (https://resend.com/docs/api-reference/errors: "We found an error with one or more fields
-    // in the request").
+    // https://resend.com/docs/api-reference/emails/send-email: the body is JSON. What Resend
+    // answers for a body that is not a JSON object, or not sent as application/json, is not
+    // documented; modelled on the 400 validation_error of
+    // https://resend.com/docs/api-reference/errors ("We found an error with one or more fields in
+    // the request").
     if essence(req.header("content-type")) != "application/json" {
         return refuse(
             400,
@@ -742,8 +743,9 @@ type Refusal = (u16, &'static str, String);
 
 fn unprocessable(message: String) -> Refusal {
     // Resend answers field errors as `validation_error`
-    // (https://resend.com/docs/api-reference/errors); for a bad address it is observed with 422
-    // ("Invalid `to` field. The email address needs to follow the `email@example.com` or `Name
+    // (https://resend.com/docs/api-reference/errors, which lists it with 400 and 403); the 422 is
+    // not documented there: modelled on Resend's observed answer to a bad address ("Invalid `to`
+    // field. The email address needs to follow the `email@example.com` or `Name
     // <email@example.com>` format.").
     (422, "validation_error", message)
 }
@@ -764,6 +766,8 @@ fn resend_validate(
         "react",
     ];
     for field in payload.keys() {
+        // The fake's own strictness: Resend has these (send-email), the fake refuses them rather
+        // than ignore what it does not model.
         if NOT_IMPLEMENTED.contains(&field.as_str()) {
             return Err(unprocessable(format!(
                 "`{field}` is a Resend parameter this fake does not implement."
@@ -837,8 +841,11 @@ fn resend_validate(
         }
     }
     let [html, text] = bodies;
-    // A message needs a body: `html` and/or `text` (send-email lists both; the fake does not
-    // implement `template` or `react`, the other ways to give one).
+    // A message needs a body: `html` and/or `text`. send-email lists both as optional and
+    // documents no refusal for neither: not documented; modelled on the Elixir client's "You are
+    // required to include one or both of the :html and :text options"
+    // (https://hexdocs.pm/resend/Resend.Email.html). `template` and `react`, the other ways to
+    // give a body, are not implemented.
     if html.is_none() && text.is_none() {
         return Err((
             422,

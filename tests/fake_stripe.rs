@@ -371,7 +371,8 @@ pub const AUTOMATIC_PAYMENT_METHODS_DEFAULT_SINCE: &str = "2023-08-16";
 /// limit (not Stripe's), so that a stuck endpoint fails the test instead of hanging it.
 pub const WEBHOOK_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Longest idempotency key Stripe accepts.
+/// Longest idempotency key Stripe accepts (<https://docs.stripe.com/api/idempotent_requests>:
+/// "Idempotency keys are up to 255 characters long").
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Largest request body the fake reads.
@@ -2180,6 +2181,8 @@ impl Failure {
     }
 }
 
+/// The `doc_url` Stripe puts beside an error `code`: the code's entry in
+/// <https://docs.stripe.com/error-codes>.
 fn doc_url(code: &str) -> String {
     format!(
         "https://stripe.com/docs/error-codes/{}",
@@ -2187,6 +2190,10 @@ fn doc_url(code: &str) -> String {
     )
 }
 
+/// Stripe refuses parameters it does not know instead of ignoring them
+/// (<https://docs.stripe.com/changelog/2011-06-21/exceptions-unrecognized-api-parameters>), with
+/// code `parameter_unknown` (<https://docs.stripe.com/error-codes>: "The request contains one or
+/// more unexpected parameters").
 fn unknown_parameter(name: &str) -> Failure {
     Failure::invalid(format!("Received unknown parameter: {name}"))
         .param(name)
@@ -2200,6 +2207,7 @@ fn unsupported_parameter(name: &str) -> Failure {
     .param(name)
 }
 
+/// A required parameter is absent: code `parameter_missing` (<https://docs.stripe.com/error-codes>).
 fn missing_parameter(name: &str) -> Failure {
     Failure::invalid(format!("Missing required param: {name}."))
         .param(name)
@@ -2232,7 +2240,9 @@ fn server_error(request_id: &str) -> Failure {
 // ---------------------------------------------------------------------------------------------
 // Parameter helpers
 
-/// Refuses any parameter outside `allowed` and any in `unsupported`.
+/// Refuses any parameter outside `allowed` ([`unknown_parameter`]: Stripe refuses what it does not
+/// know) and any in `unsupported` (Stripe has it, the fake does not implement it: refused rather
+/// than ignored, the fake's own strictness).
 fn check_names(
     params: &Map<String, Value>,
     allowed: &[&str],
@@ -2260,6 +2270,8 @@ fn string_param(params: &Map<String, Value>, name: &str) -> Result<Option<String
     }
 }
 
+/// An integer parameter; anything else is code `parameter_invalid_integer`
+/// (<https://docs.stripe.com/error-codes>).
 fn integer_param(params: &Map<String, Value>, name: &str) -> Result<Option<i64>, Failure> {
     match string_param(params, name)? {
         None => Ok(None),
@@ -2271,6 +2283,9 @@ fn integer_param(params: &Map<String, Value>, name: &str) -> Result<Option<i64>,
     }
 }
 
+/// A boolean parameter: `true` or `false`, as the API reference's examples send them
+/// (`-d confirm=true`, <https://docs.stripe.com/api/payment_intents/create>). What Stripe answers
+/// for another spelling is not documented; modelled on its `Invalid boolean` refusal.
 fn boolean_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, Failure> {
     match string_param(params, name)? {
         None => Ok(None),
@@ -2282,6 +2297,8 @@ fn boolean_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>
     }
 }
 
+/// `limit` of list and search endpoints (<https://docs.stripe.com/api/pagination>: "optional,
+/// default is 10 ... ranging between 1 and 100").
 fn limit_param(params: &Map<String, Value>) -> Result<usize, Failure> {
     match integer_param(params, "limit")? {
         None => Ok(10),
@@ -2355,7 +2372,10 @@ const CREATE_UNSUPPORTED: &[&str] = &[
     "use_stripe_sdk",
 ];
 
-/// Stripe's minimum charge amounts for a few common currencies (minor units).
+/// Stripe's minimum charge amounts for a few common currencies (minor units)
+/// (<https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts>; the PaymentIntent's
+/// `amount`: "The minimum amount is $0.50 US or equivalent in charge currency",
+/// <https://docs.stripe.com/api/payment_intents/create#create_payment_intent-amount>).
 fn minimum_amount(currency: &str) -> Option<i64> {
     match currency {
         "usd" | "eur" | "cad" | "aud" | "nzd" | "chf" | "sgd" => Some(50),
@@ -2373,12 +2393,13 @@ fn validate_create(
     check_names(params, CREATE_PARAMS, CREATE_UNSUPPORTED)?;
 
     let amount = integer_param(params, "amount")?.ok_or_else(|| missing_parameter("amount"))?;
-    let currency = string_param(params, "currency")?
-        .ok_or_else(|| missing_parameter("currency"))?
-        .to_ascii_lowercase();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(Failure::invalid(format!("Invalid currency: {currency}")).param("currency"));
-    }
+    let currency =
+        currency_param(params, "currency")?.ok_or_else(|| missing_parameter("currency"))?;
+    // `amount`: "A positive integer representing how much to charge in the smallest currency
+    // unit" and "The amount value supports up to eight digits (e.g., a value of 99999999 for a
+    // USD charge of $999,999.99)"
+    // (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-amount>); codes
+    // `amount_too_small` and `amount_too_large` (<https://docs.stripe.com/error-codes>).
     if amount < 1 {
         return Err(Failure::invalid(
             "Invalid integer: amount must be greater than or equal to 1.",
@@ -2402,6 +2423,10 @@ fn validate_create(
     }
 
     let confirm = boolean_param(params, "confirm")?.unwrap_or(false);
+    // `off_session`: `true`, or `one_off` / `recurring`; `off_session` and
+    // `error_on_requires_action`: "This parameter can only be used with confirm=true"
+    // (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-off_session>,
+    // <https://docs.stripe.com/api/payment_intents/create#create_payment_intent-error_on_requires_action>).
     let off_session = match string_param(params, "off_session")? {
         None => None,
         Some(text) => Some(match text.as_str() {
@@ -2431,7 +2456,9 @@ fn validate_create(
 
     let customer = string_param(params, "customer")?;
     if let Some(customer) = &customer {
-        // A deleted customer is no customer (<https://docs.stripe.com/api/customers/delete>).
+        // An id that does not exist in the account is code `resource_missing`
+        // (<https://docs.stripe.com/error-codes>); a deleted customer is no customer
+        // (<https://docs.stripe.com/api/customers/delete>).
         if live_customer(state, account, customer).is_none() {
             return Err(Failure::invalid(format!("No such customer: '{customer}'"))
                 .param("customer")
@@ -2451,6 +2478,8 @@ fn validate_create(
                     .code("resource_missing"),
             );
         };
+        // Whose card it is: the messages are modelled on Stripe's answers; only the detached case
+        // below is documented as such.
         match (&customer, &pm.customer) {
             (Some(customer), Some(owner)) if owner != customer => {
                 return Err(Failure::invalid(format!(
@@ -2496,6 +2525,9 @@ fn validate_create(
     {
         return Err(Failure::invalid(CHARGES_DISABLED));
     }
+    // Not documented as a refusal of create: modelled on confirming a PaymentIntent in
+    // `requires_payment_method` (code `payment_intent_unexpected_state`,
+    // <https://docs.stripe.com/error-codes>).
     if confirm && payment_method.is_none() {
         return Err(Failure::invalid(
             "You cannot confirm this PaymentIntent because it has no payment method: pass \
@@ -2506,16 +2538,9 @@ fn validate_create(
     }
 
     let metadata = metadata_param(params.get("metadata"), "metadata")?;
-    let description = string_param(params, "description")?;
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 1000)
-    {
-        return Err(
-            Failure::invalid("description can be at most 1000 characters long.")
-                .param("description"),
-        );
-    }
+    // Not on the API reference page: Stripe's OpenAPI spec (github.com/stripe/openapi) gives
+    // `description` maxLength 1000, as read from a client generated from it.
+    let description = bounded_string_param(params, "description", 1000)?;
 
     // `automatic_payment_methods` and `payment_method_types` exclude each other
     // (<https://docs.stripe.com/api/payment_intents/create>).
@@ -2581,6 +2606,8 @@ fn validate_create(
         return Err(Failure::invalid(RETURN_URL_REQUIRED).param("return_url"));
     }
 
+    // `capture_method`: `automatic` (the default), `automatic_async` or `manual`
+    // (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-capture_method>).
     let capture_method =
         string_param(params, "capture_method")?.unwrap_or_else(|| "automatic".to_owned());
     if !["automatic", "automatic_async", "manual"].contains(&capture_method.as_str()) {
@@ -2590,6 +2617,12 @@ fn validate_create(
         ))
         .param("capture_method"));
     }
+
+    // `statement_descriptor_suffix`: "The concatenated descriptor must contain 1-22 characters"
+    // (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-statement_descriptor_suffix>):
+    // a suffix longer than 22 can never fit, whatever the account's prefix.
+    let statement_descriptor_suffix =
+        bounded_string_param(params, "statement_descriptor_suffix", 22)?;
 
     Ok(CreateParams {
         amount,
@@ -2606,7 +2639,7 @@ fn validate_create(
         return_url,
         capture_method,
         receipt_email: string_param(params, "receipt_email")?,
-        statement_descriptor_suffix: string_param(params, "statement_descriptor_suffix")?,
+        statement_descriptor_suffix,
     })
 }
 
@@ -2725,6 +2758,23 @@ const CHARGES_DISABLED: &str = "This Connect account cannot currently make live 
     this account is currently disabled. If you are a customer trying to make a purchase, please \
     contact the owner of this site. Your transaction has not been processed.";
 
+/// `currency`: "Three-letter ISO currency code, in lowercase"
+/// (<https://docs.stripe.com/api/payment_intents/create#create_payment_intent-currency>); "You must
+/// use all lowercase letters when passing the three-letter ISO code in any payment request"
+/// (<https://docs.stripe.com/currencies>). So `USD` is refused, not lowercased.
+fn currency_param(params: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
+    let Some(currency) = string_param(params, name)? else {
+        return Ok(None);
+    };
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(Failure::invalid(format!(
+            "Invalid currency: {currency}. Currencies are three-letter ISO codes, in lowercase."
+        ))
+        .param(name));
+    }
+    Ok(Some(currency))
+}
+
 /// A `metadata`-like hash parameter named `param` (absent or `""`: empty).
 fn metadata_param(value: Option<&Value>, param: &str) -> Result<Map<String, Value>, Failure> {
     match value {
@@ -2738,6 +2788,12 @@ fn metadata_param(value: Option<&Value>, param: &str) -> Result<Map<String, Valu
     }
 }
 
+/// Stripe's metadata rules (<https://docs.stripe.com/api/metadata>): "You can specify up to 50
+/// keys, with key names up to 40 characters long and values up to 500 characters long", "you
+/// can't use square brackets ([ and ]) in keys" (a key with one never gets here: the form decoder
+/// refuses it). On create, a key posted with an empty value is no key ("Individual keys can be
+/// unset by posting an empty value to them",
+/// <https://docs.stripe.com/api/payment_intents/create#create_payment_intent-metadata>).
 fn validate_metadata(map: &Map<String, Value>, name: &str) -> Result<Map<String, Value>, Failure> {
     let mut clean = Map::new();
     for (key, value) in map {
@@ -3832,7 +3888,8 @@ fn missing_reference(kind: &str, id: &str, param: &str) -> Failure {
         .code("resource_missing")
 }
 
-/// A string parameter of at most `max` characters.
+/// A string parameter of at most `max` characters (the message is modelled on Stripe's; each
+/// caller cites where `max` comes from).
 fn bounded_string_param(
     params: &Map<String, Value>,
     name: &str,
@@ -3878,12 +3935,16 @@ fn create_customer(
         ],
     )?;
     let fields = CustomerFields {
-        // Stripe's limits (<https://docs.stripe.com/api/customers/create>): email 512
-        // characters, name 256, phone 20.
+        // `email`: "This may be up to 512 characters"
+        // (<https://docs.stripe.com/api/customers/create#create_customer-email>).
         email: bounded_string_param(params, "email", 512)?,
+        // `name` 256, `phone` 20, `description` 5000: not on the API reference page; these are
+        // the maxLength of Stripe's OpenAPI spec (github.com/stripe/openapi), as read from a
+        // client generated from it (`PostCustomersRequestBody`). Note `phone`: 20 characters,
+        // punctuation included.
         name: bounded_string_param(params, "name", 256)?,
         phone: bounded_string_param(params, "phone", 20)?,
-        description: bounded_string_param(params, "description", 350)?,
+        description: bounded_string_param(params, "description", 5000)?,
         metadata: metadata_param(params.get("metadata"), "metadata")?,
     };
     let id = shared.new_id("cus_", 14);
@@ -4101,9 +4162,12 @@ const CHECKOUT_UNSUPPORTED: &[&str] = &[
 const CHECKOUT_MIN_LIFETIME: i64 = 30 * 60;
 const CHECKOUT_MAX_LIFETIME: i64 = 24 * 60 * 60;
 
-/// An absolute `http(s)://host…` URL.
+/// An absolute `http(s)://host…` URL of at most 5000 characters. The length: not on the API
+/// reference page; `success_url` and `cancel_url` have maxLength 5000 in Stripe's OpenAPI spec
+/// (github.com/stripe/openapi), as read from a client generated from it. That it be an absolute
+/// web URL is not documented either; modelled on Stripe's "Not a valid URL" refusal.
 fn url_param(params: &Map<String, Value>, name: &str) -> Result<Option<String>, Failure> {
-    let Some(url) = string_param(params, name)? else {
+    let Some(url) = bounded_string_param(params, name, 5000)? else {
         return Ok(None);
     };
     let rest = url
@@ -4127,6 +4191,10 @@ fn create_checkout_session(
     context: &EventContext,
 ) -> Result<Value, Failure> {
     check_names(params, CHECKOUT_PARAMS, CHECKOUT_UNSUPPORTED)?;
+    // `mode`: `payment`, `setup` or `subscription`
+    // (<https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-mode>).
+    // Requiring it is the fake's own strictness: Stripe's OpenAPI spec (early 2024, as read from
+    // a client generated from it) marks it optional.
     let mode = string_param(params, "mode")?.ok_or_else(|| missing_parameter("mode"))?;
     match mode.as_str() {
         "setup" => {}
@@ -4144,17 +4212,15 @@ fn create_checkout_session(
             .param("mode"));
         }
     }
-    // A Stripe-hosted page (the default `ui_mode`) sends the customer to `success_url` when done.
+    // A Stripe-hosted page (the default `ui_mode`) sends the customer to `success_url` when done
+    // (<https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-success_url>);
+    // refusing a hosted session without one is modelled on older API versions, where it is
+    // required.
     let success_url =
         url_param(params, "success_url")?.ok_or_else(|| missing_parameter("success_url"))?;
     let cancel_url = url_param(params, "cancel_url")?;
     let payment_method_types = payment_method_types_param(params)?;
-    let currency = string_param(params, "currency")?.map(|c| c.to_ascii_lowercase());
-    if let Some(currency) = &currency
-        && (currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()))
-    {
-        return Err(Failure::invalid(format!("Invalid currency: {currency}")).param("currency"));
-    }
+    let currency = currency_param(params, "currency")?;
     // `currency`: "Required in `setup` mode when `payment_method_types` is not set."
     // (<https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-currency>).
     if currency.is_none() && payment_method_types.is_none() {
@@ -4183,16 +4249,10 @@ fn create_checkout_session(
                     _ => return Err(unknown_parameter(&name)),
                 }
             }
-            let description = match data.get("description") {
-                None => None,
-                Some(Value::String(d)) => Some(d.clone()),
-                Some(_) => {
-                    return Err(Failure::invalid(
-                        "Invalid string: setup_intent_data[description] must be a string.",
-                    )
-                    .param("setup_intent_data[description]"));
-                }
-            };
+            // `setup_intent_data[description]`: maxLength 1000 in Stripe's OpenAPI spec (not on
+            // the API reference page), as read from a client generated from it.
+            let description = bounded_string_param(data, "description", 1000)
+                .map_err(|failure| failure.param("setup_intent_data[description]"))?;
             (
                 metadata_param(data.get("metadata"), "setup_intent_data[metadata]")?,
                 description,
@@ -4224,6 +4284,8 @@ fn create_checkout_session(
         }
         Some(at) => at,
     };
+    // `client_reference_id`: maxLength 200 in Stripe's OpenAPI spec (not on the API reference
+    // page), as read from a client generated from it.
     let client_reference_id = bounded_string_param(params, "client_reference_id", 200)?;
 
     let id = shared.new_id("cs_test_a1", 56);

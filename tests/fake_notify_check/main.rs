@@ -108,22 +108,24 @@ async fn resend_sends_and_records_an_email() {
     assert_eq!(fake.requests(), 2);
 }
 
+/// `POST /emails` of [`email`] with `authorization` as the whole `Authorization` header (`None`:
+/// without one).
+async fn send_email_authorized(fake: &FakeResend, authorization: Option<&str>) -> (u16, Value) {
+    let mut request = client()
+        .post(format!("{}/emails", fake.url()))
+        .json(&email());
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    status_and_json(request.send().await.expect("an answer")).await
+}
+
 #[tokio::test]
 async fn resend_refuses_missing_and_wrong_keys() {
     let fake = FakeResend::start().await;
-    let url = format!("{}/emails", fake.url());
-    let answer = status_and_json(client().post(&url).json(&email()).send().await.expect("a")).await;
+    let answer = send_email_authorized(&fake, None).await;
     assert_resend_error(&answer, 401, "missing_api_key");
-    let answer = status_and_json(
-        client()
-            .post(&url)
-            .bearer_auth("re_wrong")
-            .json(&email())
-            .send()
-            .await
-            .expect("a"),
-    )
-    .await;
+    let answer = send_email_authorized(&fake, Some("Bearer re_wrong")).await;
     assert_resend_error(&answer, 401, "validation_error");
     assert_eq!(answer.1["message"], "API key is invalid");
     // Not a key at all: a 400.
@@ -131,28 +133,10 @@ async fn resend_refuses_missing_and_wrong_keys() {
         format!("Basic {}", fake.api_key()),
         "Bearer not-a-key".to_owned(),
     ] {
-        let answer = status_and_json(
-            client()
-                .post(&url)
-                .header("authorization", authorization)
-                .json(&email())
-                .send()
-                .await
-                .expect("a"),
-        )
-        .await;
+        let answer = send_email_authorized(&fake, Some(&authorization)).await;
         assert_resend_error(&answer, 400, "validation_error");
     }
-    let answer = status_and_json(
-        client()
-            .post(&url)
-            .header("authorization", "Bearer")
-            .json(&email())
-            .send()
-            .await
-            .expect("a"),
-    )
-    .await;
+    let answer = send_email_authorized(&fake, Some("Bearer")).await;
     assert_resend_error(&answer, 401, "missing_api_key");
     assert!(fake.emails().is_empty());
     assert_eq!(fake.requests(), 5);
@@ -429,11 +413,31 @@ async fn resend_drop_next_answer_sends_then_hangs_up() {
 // ---------------------------------------------------------------------------------------------
 // Twilio
 
+/// A form `POST` to `url` with HTTP Basic `auth` (`None`: no `Authorization` header).
+fn twilio_post(url: &str, auth: Option<(&str, &str)>, params: &[(&str, &str)]) -> RequestBuilder {
+    let request = client().post(url).form(params);
+    match auth {
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
+    }
+}
+
+/// Creating a message on the fake's account, with its credentials.
 fn sms(fake: &FakeTwilio, params: &[(&str, &str)]) -> RequestBuilder {
-    client()
-        .post(fake.messages_url())
-        .basic_auth(fake.account_sid(), Some(fake.auth_token()))
-        .form(params)
+    twilio_post(
+        &fake.messages_url(),
+        Some((fake.account_sid(), fake.auth_token())),
+        params,
+    )
+}
+
+/// The parameters of a text of `body` from the account's number to [`CUSTOMER`].
+fn text_to_customer(body: &str) -> [(&'static str, &str); 3] {
+    [
+        ("To", CUSTOMER),
+        ("From", TWILIO_PHONE_NUMBER),
+        ("Body", body),
+    ]
 }
 
 async fn send_sms(fake: &FakeTwilio, params: &[(&str, &str)]) -> (u16, Value) {
@@ -458,11 +462,7 @@ const CUSTOMER: &str = "+15551234567";
 async fn twilio_creates_a_message_for_every_request() {
     let fake = FakeTwilio::start().await;
     assert!(fake.account_sid().starts_with("AC") && fake.account_sid().len() == 34);
-    let params = [
-        ("To", CUSTOMER),
-        ("From", TWILIO_PHONE_NUMBER),
-        ("Body", "How did we do? https://mio.example/r/1"),
-    ];
+    let params = text_to_customer("How did we do? https://mio.example/r/1");
     let (status, first) = send_sms(&fake, &params).await;
     assert_eq!(status, 201, "{first}");
     let sid = first["sid"].as_str().expect("sid");
@@ -504,25 +504,9 @@ async fn twilio_creates_a_message_for_every_request() {
     assert_eq!(fake.requests(), 2);
 
     // Segments: 161 GSM-7 characters are two; a UCS-2 body of 71 is two.
-    let (_, long) = send_sms(
-        &fake,
-        &[
-            ("To", CUSTOMER),
-            ("From", TWILIO_PHONE_NUMBER),
-            ("Body", "a".repeat(161).as_str()),
-        ],
-    )
-    .await;
+    let (_, long) = send_sms(&fake, &text_to_customer(&"a".repeat(161))).await;
     assert_eq!(long["num_segments"], "2");
-    let (_, unicode) = send_sms(
-        &fake,
-        &[
-            ("To", CUSTOMER),
-            ("From", TWILIO_PHONE_NUMBER),
-            ("Body", "é€✓".repeat(24).as_str()),
-        ],
-    )
-    .await;
+    let (_, unicode) = send_sms(&fake, &text_to_customer(&"é€✓".repeat(24))).await;
     assert_eq!(unicode["num_segments"], "2");
 }
 
@@ -591,61 +575,35 @@ async fn twilio_accepts_a_messaging_service() {
 #[tokio::test]
 async fn twilio_refuses_bad_credentials() {
     let fake = FakeTwilio::start().await;
-    let params = [
-        ("To", CUSTOMER),
-        ("From", TWILIO_PHONE_NUMBER),
-        ("Body", "Hi"),
-    ];
-    let no_auth = client()
-        .post(fake.messages_url())
-        .form(&params)
-        .send()
-        .await
-        .expect("a");
+    let params = text_to_customer("Hi");
+    let answer = |request: RequestBuilder| async move {
+        status_and_json(request.send().await.expect("an answer")).await
+    };
+    let url = fake.messages_url();
+    let no_auth = twilio_post(&url, None, &params).send().await.expect("a");
     assert!(no_auth.headers().contains_key("www-authenticate"));
     assert_twilio_error(&status_and_json(no_auth).await, 401, 20003);
-    let wrong = client()
-        .post(fake.messages_url())
-        .basic_auth(fake.account_sid(), Some("wrong-token"))
-        .form(&params)
-        .send()
-        .await
-        .expect("a");
-    assert_twilio_error(&status_and_json(wrong).await, 401, 20003);
-    let bearer = client()
-        .post(fake.messages_url())
-        .bearer_auth(fake.auth_token())
-        .form(&params)
-        .send()
-        .await
-        .expect("a");
-    assert_twilio_error(&status_and_json(bearer).await, 401, 20003);
+    let wrong = twilio_post(&url, Some((fake.account_sid(), "wrong-token")), &params);
+    assert_twilio_error(&answer(wrong).await, 401, 20003);
+    let bearer = twilio_post(&url, None, &params).bearer_auth(fake.auth_token());
+    assert_twilio_error(&answer(bearer).await, 401, 20003);
+    let credentials = Some((fake.account_sid(), fake.auth_token()));
     // Valid credentials, another account in the path.
     let other_account = format!("AC{}", "1".repeat(32));
-    let other = client()
-        .post(format!(
-            "{}/2010-04-01/Accounts/{other_account}/Messages.json",
-            fake.url()
-        ))
-        .basic_auth(fake.account_sid(), Some(fake.auth_token()))
-        .form(&params)
-        .send()
-        .await
-        .expect("a");
-    assert_twilio_error(&status_and_json(other).await, 401, 20003);
+    let other = format!(
+        "{}/2010-04-01/Accounts/{other_account}/Messages.json",
+        fake.url()
+    );
+    let other = twilio_post(&other, credentials, &params);
+    assert_twilio_error(&answer(other).await, 401, 20003);
     // An unknown resource.
-    let unknown = client()
-        .post(format!(
-            "{}/2010-04-01/Accounts/{}/Calls.json",
-            fake.url(),
-            fake.account_sid()
-        ))
-        .basic_auth(fake.account_sid(), Some(fake.auth_token()))
-        .form(&params)
-        .send()
-        .await
-        .expect("a");
-    assert_twilio_error(&status_and_json(unknown).await, 404, 20404);
+    let calls = format!(
+        "{}/2010-04-01/Accounts/{}/Calls.json",
+        fake.url(),
+        fake.account_sid()
+    );
+    let unknown = twilio_post(&calls, credentials, &params);
+    assert_twilio_error(&answer(unknown).await, 404, 20404);
     assert!(fake.messages().is_empty());
     assert_eq!(fake.requests(), 5);
 }
@@ -706,15 +664,7 @@ async fn twilio_refuses_invalid_messages() {
 
     // At the limit, and media without a body, are accepted.
     let limit = "x".repeat(1600);
-    assert_eq!(
-        send_sms(
-            &fake,
-            &[("To", CUSTOMER), ("From", from), ("Body", limit.as_str())]
-        )
-        .await
-        .0,
-        201
-    );
+    assert_eq!(send_sms(&fake, &text_to_customer(&limit)).await.0, 201);
     let (status, mms) = send_sms(
         &fake,
         &[
@@ -732,11 +682,7 @@ async fn twilio_refuses_invalid_messages() {
 #[tokio::test]
 async fn twilio_fail_next_and_drop_next_answer() {
     let fake = FakeTwilio::start().await;
-    let params = [
-        ("To", CUSTOMER),
-        ("From", TWILIO_PHONE_NUMBER),
-        ("Body", "Hi"),
-    ];
+    let params = text_to_customer("Hi");
     fake.fail_next(429, 20429, "Too Many Requests");
     assert_twilio_error(&send_sms(&fake, &params).await, 429, 20429);
     assert!(fake.messages().is_empty());
