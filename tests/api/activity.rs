@@ -2,6 +2,7 @@
 //! recorded, newest first, filtered, paged and scoped by account. The rows are written into the
 //! app's real SQLite file the way the tick writes them.
 
+use crate::support::openapi;
 use mio_tests::{TestApp, assert_documented};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -44,12 +45,6 @@ fn insert(app: &TestApp, rows: &[Row<'_>]) {
         ));
     }
     mio_host::sqlite::run_batch(&pool, &sql).expect("rows inserted");
-}
-
-async fn openapi(app: &TestApp) -> Value {
-    app.call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await
-        .1
 }
 
 async fn customer(app: &TestApp, token: &str, name: &str) -> String {

@@ -6,13 +6,13 @@
 //! into the app's real SQLite file the way the tick writes it (only the SHA-256 of the token,
 //! valid for 30 days), for a booking created and completed over HTTP.
 
+use crate::support::{database, now_millis, openapi};
 use hmac::{Hmac, Mac};
 use mio_tests::{TestApp, assert_documented};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const DAY: i64 = 86_400_000;
 /// 2026-03-03T14:30:00Z: 9:30 AM on a Tuesday in Toronto.
@@ -21,16 +21,6 @@ const VISIT_DATE: &str = "Tuesday, March 3, 2026 at 9:30 AM";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// The secret the links of these tests are derived with (as the tick derives them).
 const LINK_SECRET: &[u8] = b"test-feedback-link-secret-32-bytes!!";
-
-fn now_millis() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("in range")
-}
 
 /// `base64url(HMAC-SHA256(secret, "mio-feedback-link-v1:" + job_id))`, unpadded: the token the
 /// tick puts in the link.
@@ -57,7 +47,7 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// What is stored of a token: lower-case hex SHA-256.
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -89,6 +79,16 @@ impl Answer {
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
     }
+}
+
+/// An app with a business `name`, a completed `service` visit of its customer "Ada", and that
+/// visit's rating link, expiring `expires_in` ms from now: (app, business, booking, token).
+async fn visit(name: &str, service: &str, expires_in: i64) -> (TestApp, Biz, String, String) {
+    let app = TestApp::spawn().await;
+    let biz = business(&app, name, "Ada").await;
+    let booking = biz.completed_booking(&app, service).await;
+    let token = biz.link(&app, &booking, &biz.customer, expires_in);
+    (app, biz, booking, token)
 }
 
 async fn business(app: &TestApp, name: &str, customer: &str) -> Biz {
@@ -150,7 +150,7 @@ impl Biz {
     fn link(&self, app: &TestApp, booking: &str, customer: &str, expires_in: i64) -> String {
         let job = format!("job_of_{booking}");
         let token = link_token(&job);
-        db(app)
+        database(app)
             .execute(
                 "INSERT INTO feedback_requests (token_hash, account_id, customer_id, booking_id, \
                  job_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -177,34 +177,23 @@ impl Biz {
         assert_eq!(status, 200, "{path}: {body}");
         body
     }
-}
 
-fn db(app: &TestApp) -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open(app.state_dir().join("sqlite_db.db"))
-        .expect("the app's database");
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    conn
-}
-
-/// The stored rating of `booking` and how many activity entries it has.
-fn stored(app: &TestApp, booking: &str) -> (Option<i64>, Option<String>, i64) {
-    let db = db(app);
-    let (rating, comment) = db
-        .query_row(
-            "SELECT rating, comment FROM feedback_requests WHERE booking_id = ?1",
-            [booking],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+    /// The rating of `booking` as the business sees it on the booking (rating, comment), and
+    /// how many feedback entries the booking's activity has.
+    async fn stored(&self, app: &TestApp, booking: &str) -> (Option<i64>, Option<String>, usize) {
+        let rating = &self.ok(app, &format!("/api/v1/bookings/{booking}")).await["rating"];
+        let activity = self
+            .ok(
+                app,
+                &format!("/api/v1/activity?booking_id={booking}&automation=feedback&limit=200"),
+            )
+            .await;
+        (
+            rating["rating"].as_i64(),
+            rating["comment"].as_str().map(str::to_owned),
+            activity["data"].as_array().expect("entries").len(),
         )
-        .expect("the link");
-    let entries = db
-        .query_row(
-            "SELECT COUNT(*) FROM activity WHERE booking_id = ?1 AND automation = 'feedback'",
-            [booking],
-            |row| row.get(0),
-        )
-        .expect("count");
-    (rating, comment, entries)
+    }
 }
 
 async fn send(app: &TestApp, method: Method, path: &str, body: Option<(&str, String)>) -> Answer {
@@ -247,12 +236,6 @@ async fn post_json(app: &TestApp, token: &str, body: Value) -> Answer {
     .await
 }
 
-async fn openapi(app: &TestApp) -> Value {
-    app.call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await
-        .1
-}
-
 fn assert_is_page(answer: &Answer) {
     assert_eq!(
         answer.header("content-type"),
@@ -285,10 +268,8 @@ fn assert_is_page(answer: &Answer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rating_page_shows_the_visit_and_loads_nothing_from_anywhere() {
-    let app = TestApp::spawn().await;
-    let biz = business(&app, "Sparkle & Shine <Cleaning>", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
+    let (app, biz, booking, token) =
+        visit("Sparkle & Shine <Cleaning>", "Deep clean", 30 * DAY).await;
 
     let answer = page(&app, &token).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -322,7 +303,7 @@ async fn the_rating_page_shows_the_visit_and_loads_nothing_from_anywhere() {
         "the token never appears in the page"
     );
     assert_eq!(
-        stored(&app, &booking),
+        biz.stored(&app, &booking).await,
         (None, None, 0),
         "a visit stores nothing"
     );
@@ -330,11 +311,8 @@ async fn the_rating_page_shows_the_visit_and_loads_nothing_from_anywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_rating_is_stored_once_and_shows_in_activity_on_the_booking_and_in_the_list() {
-    let app = TestApp::spawn().await;
+    let (app, biz, booking, token) = visit("Sparkle Cleaning", "Deep clean", 30 * DAY).await;
     let doc = openapi(&app).await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
 
     let answer = post_form(
         &app,
@@ -351,7 +329,10 @@ async fn a_form_rating_is_stored_once_and_shows_in_activity_on_the_booking_and_i
         answer.body
     );
     let comment = "Spotless!\nThanks";
-    assert_eq!(stored(&app, &booking), (Some(4), Some(comment.into()), 1));
+    assert_eq!(
+        biz.stored(&app, &booking).await,
+        (Some(4), Some(comment.into()), 1)
+    );
 
     let activity = biz
         .ok(&app, &format!("/api/v1/activity?booking_id={booking}"))
@@ -420,17 +401,17 @@ async fn a_form_rating_is_stored_once_and_shows_in_activity_on_the_booking_and_i
         "{}",
         second.body
     );
-    assert_eq!(stored(&app, &booking), (Some(4), Some(comment.into()), 1));
+    assert_eq!(
+        biz.stored(&app, &booking).await,
+        (Some(4), Some(comment.into()), 1)
+    );
     assert_eq!(biz.ok(&app, &path).await["rating"], got["rating"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_rating_answers_json_and_a_second_one_is_a_conflict() {
-    let app = TestApp::spawn().await;
+    let (app, biz, booking, token) = visit("Sparkle Cleaning", "Window wash", 30 * DAY).await;
     let doc = openapi(&app).await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Window wash").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
     let template = "/feedback/{token}";
 
     let answer = post_json(&app, &token, json!({"rating": 5})).await;
@@ -449,7 +430,7 @@ async fn a_json_rating_answers_json_and_a_second_one_is_a_conflict() {
         chrono::DateTime::parse_from_rfc3339(received_at).is_ok() && received_at.ends_with('Z'),
         "{received_at}"
     );
-    assert_eq!(stored(&app, &booking), (Some(5), None, 1));
+    assert_eq!(biz.stored(&app, &booking).await, (Some(5), None, 1));
 
     let second = post_json(&app, &token, json!({"rating": 2, "comment": "again"})).await;
     assert_eq!(second.status, 409, "{}", second.body);
@@ -457,16 +438,13 @@ async fn a_json_rating_answers_json_and_a_second_one_is_a_conflict() {
     let problem = second.json();
     assert_documented(&doc, &Method::POST, template, 409, &problem);
     assert_eq!(problem["type"], "/problems/conflict");
-    assert_eq!(stored(&app, &booking), (Some(5), None, 1));
+    assert_eq!(biz.stored(&app, &booking).await, (Some(5), None, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_rating_shows_the_form_again_and_stores_nothing() {
-    let app = TestApp::spawn().await;
+    let (app, biz, booking, token) = visit("Sparkle Cleaning", "Deep clean", 30 * DAY).await;
     let doc = openapi(&app).await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
 
     for rating in ["0", "6", "x", "4.5", ""] {
         let answer = post_form(
@@ -547,22 +525,23 @@ async fn an_invalid_rating_shows_the_form_again_and_stores_nothing() {
     assert_eq!(malformed.status, 400, "{}", malformed.body);
     assert_eq!(malformed.json()["type"], "/problems/malformed-json");
 
-    assert_eq!(stored(&app, &booking), (None, None, 0), "nothing stored");
+    assert_eq!(
+        biz.stored(&app, &booking).await,
+        (None, None, 0),
+        "nothing stored"
+    );
     let got = biz.ok(&app, &format!("/api/v1/bookings/{booking}")).await;
     assert_eq!(got["rating"], Value::Null);
     // The link still takes a valid rating.
     let answer = post_form(&app, &token, &[("rating", "3")]).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(stored(&app, &booking), (Some(3), None, 1));
+    assert_eq!(biz.stored(&app, &booking).await, (Some(3), None, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_malformed_and_expired_links_are_not_found_and_store_nothing() {
-    let app = TestApp::spawn().await;
+    let (app, biz, booking, expired) = visit("Sparkle Cleaning", "Deep clean", -1).await;
     let doc = openapi(&app).await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let expired = biz.link(&app, &booking, &biz.customer, -1);
 
     let unknown = link_token("job_that_was_never_sent");
     for path in [
@@ -595,16 +574,13 @@ async fn unknown_malformed_and_expired_links_are_not_found_and_store_nothing() {
     // An unusable link is reported before anything wrong with the answer.
     let answer = post_json(&app, &unknown, json!({"rating": 9})).await;
     assert_eq!(answer.status, 404, "{}", answer.body);
-    assert_eq!(stored(&app, &booking), (None, None, 0));
+    assert_eq!(biz.stored(&app, &booking).await, (None, None, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_methods_media_types_and_oversized_answers_are_refused() {
-    let app = TestApp::spawn().await;
+    let (app, biz, booking, token) = visit("Sparkle Cleaning", "Deep clean", 30 * DAY).await;
     let doc = openapi(&app).await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
     let path = format!("/feedback/{token}");
 
     for method in [Method::PUT, Method::DELETE, Method::PATCH] {
@@ -643,7 +619,7 @@ async fn other_methods_media_types_and_oversized_answers_are_refused() {
         413,
         &answer.json(),
     );
-    assert_eq!(stored(&app, &booking), (None, None, 0));
+    assert_eq!(biz.stored(&app, &booking).await, (None, None, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,7 +696,7 @@ async fn the_list_filters_pages_and_summarises_the_whole_filter() {
             200
         );
         // Spread the ratings over March (the trigger fires on `rating` only).
-        db(&app)
+        database(&app)
             .execute(
                 "UPDATE feedback_requests SET received_at = ?2 WHERE booking_id = ?1",
                 rusqlite::params![booking, 1_772_323_200_000 + (day - 1) * DAY],
@@ -797,10 +773,7 @@ async fn the_list_filters_pages_and_summarises_the_whole_filter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_a_stored_rating_cost_two_sqlite_calls_each() {
-    let app = TestApp::spawn().await;
-    let biz = business(&app, "Sparkle Cleaning", "Ada").await;
-    let booking = biz.completed_booking(&app, "Deep clean").await;
-    let token = biz.link(&app, &booking, &biz.customer, 30 * DAY);
+    let (app, _, _, token) = visit("Sparkle Cleaning", "Deep clean", 30 * DAY).await;
     let mut before = app.calls_after("feedback", 0).await;
     for what in ["page", "rating"] {
         let answer = match what {

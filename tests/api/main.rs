@@ -13,5 +13,6 @@ mod overrides;
 mod payment_methods;
 mod scale;
 mod settings;
+mod support;
 mod tick;
 mod webhook;

@@ -3,6 +3,7 @@
 //! effective view and history (override-toggle). Every response is checked against the
 //! OpenAPI document the app serves.
 
+use crate::support::openapi;
 use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
 use mio_tests::{TestApp, assert_documented};
 use reqwest::Method;
@@ -177,14 +178,6 @@ impl Client<'_> {
     }
 }
 
-async fn served_document(app: &TestApp) -> Value {
-    let (status, doc) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    assert_eq!(status, 200, "{doc}");
-    doc
-}
-
 async fn client<'a>(app: &'a TestApp, doc: &'a Value, name: &str) -> Client<'a> {
     let (_, token) = app.create_account(name).await;
     Client { app, token, doc }
@@ -224,7 +217,7 @@ fn entry<'v>(view: &'v Value, automation: &str) -> &'v Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_override_disables_global_payment_rule_for_that_customer_only() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let (ada, grace) = (api.customer("Ada").await, api.customer("Grace").await);
@@ -264,7 +257,7 @@ async fn customer_override_disables_global_payment_rule_for_that_customer_only()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_stays_on_while_feedback_is_off_for_the_same_customer() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let (ada, grace) = (api.customer("Ada").await, api.customer("Grace").await);
@@ -292,7 +285,7 @@ async fn payment_stays_on_while_feedback_is_off_for_the_same_customer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_inherit_follows_the_account_rule_again() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let ada = api.customer("Ada").await;
@@ -328,7 +321,7 @@ async fn back_to_inherit_follows_the_account_rule_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_account_rules_the_view_says_so_and_where_to_set_them() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "New business").await;
     let ada = api.customer("Ada").await;
     let view = api.view(&ada).await;
@@ -358,7 +351,7 @@ async fn without_account_rules_the_view_says_so_and_where_to_set_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_timing_beats_service_type_and_account_timing() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(json!({
         "payment": {
@@ -414,7 +407,7 @@ async fn customer_timing_beats_service_type_and_account_timing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_an_override_off_cancels_the_already_scheduled_run() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let ada = api.customer("Ada").await;
@@ -441,7 +434,7 @@ async fn switching_an_override_off_cancels_the_already_scheduled_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_override_change_is_in_the_history_with_who_when_and_old_and_new() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let ada = api.customer("Ada").await;
@@ -515,7 +508,7 @@ async fn every_override_change_is_in_the_history_with_who_when_and_old_and_new()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_customer_answers_404_and_is_not_touched() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let owner = client(&app, &doc, "Owner").await;
     let stranger = client(&app, &doc, "Stranger").await;
     owner.set_rules(rules(true, true)).await;
@@ -554,7 +547,7 @@ async fn another_accounts_customer_answers_404_and_is_not_touched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_override_is_refused_with_field_errors_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    let doc = served_document(&app).await;
+    let doc = openapi(&app).await;
     let api = client(&app, &doc, "Sparkle").await;
     api.set_rules(rules(true, true)).await;
     let ada = api.customer("Ada").await;

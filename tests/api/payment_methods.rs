@@ -1,6 +1,7 @@
 //! `PUT /api/v1/customers/{id}/payment-method`: the card is looked up on the business's
 //! connected Stripe account (the fake) and becomes the customer's primary card.
 
+use crate::support::openapi;
 use mio_tests::fake_stripe::FakeStripe;
 use mio_tests::{Options, TestApp, assert_documented};
 use reqwest::Method;
@@ -21,12 +22,6 @@ async fn app_with(fake: &FakeStripe) -> TestApp {
         .variables
         .insert("SPIN_VARIABLE_STRIPE_API_BASE".into(), fake.url());
     TestApp::spawn_with(options).await
-}
-
-async fn openapi(app: &TestApp) -> Value {
-    app.call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await
-        .1
 }
 
 /// An account (MioPay on when `miopay`) with one customer linked to `stripe_customer`;

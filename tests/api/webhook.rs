@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::support::{events_of, openapi, unix_now};
 use crate::tick::{Biz, CARD, PRICE, STRIPE_ACCOUNT, setup, setup_with};
 use mio_tests::Options;
 use mio_tests::fake_stripe::{FakeStripe, Outcome};
@@ -12,6 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Every row of the tables a webhook may touch, as text: equal snapshots, nothing changed.
+/// (No route shows every row, so this reads the app's SQLite file.)
 pub(crate) fn snapshot(biz: &Biz) -> String {
     snapshot_of(biz, None)
 }
@@ -56,8 +58,24 @@ pub(crate) fn snapshot_of(biz: &Biz, account: Option<&str>) -> String {
     out
 }
 
-fn unix_now() -> i64 {
-    crate::tick::now_millis() / 1000
+/// [`snapshot_of`] without the ids of the events received: what an event changed besides being
+/// remembered.
+pub(crate) fn without_events(biz: &Biz, account: Option<&str>) -> Vec<String> {
+    snapshot_of(biz, account)
+        .lines()
+        .filter(|l| !l.starts_with("stripe_events"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Delivers every event the fake has not delivered yet; each must be answered 200, and there
+/// must be at least one.
+pub(crate) async fn deliver_all(biz: &Biz) {
+    let delivered = biz.stripe.deliver_pending().await;
+    assert!(!delivered.is_empty(), "Stripe had no event to deliver");
+    for (id, status) in delivered {
+        assert_eq!(status, 200, "{id}");
+    }
 }
 
 /// POSTs `payload` to the app's webhook with `signature` (none when `None`).
@@ -77,18 +95,21 @@ async fn post(biz: &Biz, payload: &str, signature: Option<String>) -> (u16, Valu
     (status, body)
 }
 
-fn signed(biz: &Biz, payload: &str) -> String {
-    FakeStripe::signature_header(biz.stripe.webhook_secret(), unix_now(), payload)
+/// POSTs `event` to the app's webhook, signed now as Stripe signs.
+pub(crate) async fn post_signed(biz: &Biz, event: &Value) -> (u16, Value) {
+    let payload = event.to_string();
+    let signature = FakeStripe::signature_header(biz.stripe.webhook_secret(), unix_now(), &payload);
+    post(biz, &payload, Some(signature)).await
 }
 
-/// The ids of the fake's events of `kind`, oldest first.
-fn events_of(stripe: &FakeStripe, kind: &str) -> Vec<String> {
-    stripe
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == kind)
-        .map(|e| e["id"].as_str().expect("event id").to_owned())
-        .collect()
+/// The fake's event `id`, as it sends it (to be altered and sent by [`post_signed`]).
+pub(crate) fn stored_event(biz: &Biz, id: &str) -> Value {
+    serde_json::from_str(&biz.stripe.event_payload(id).expect("payload")).expect("json")
+}
+
+/// `GET /api/v1/settings/miopay`.
+pub(crate) async fn miopay_settings(biz: &Biz) -> Value {
+    biz.get("/api/v1/settings/miopay").await
 }
 
 /// A booking whose charge went through at Stripe but whose answer was a 500: unknown here.
@@ -111,12 +132,8 @@ async fn a_lost_answer_is_settled_by_the_webhook_once_however_often_it_arrives()
         "not known to be paid yet"
     );
 
-    let delivered = biz.stripe.deliver_pending().await;
-    assert!(
-        delivered.iter().all(|(_, status)| *status == 200),
-        "{delivered:?}"
-    );
-    assert_eq!(biz.job(&booking).0, "succeeded");
+    deliver_all(&biz).await;
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
     assert_eq!(biz.balance(&booking).await, 0);
     let after_first = snapshot(&biz);
 
@@ -137,7 +154,12 @@ async fn a_lost_answer_is_settled_by_the_webhook_once_however_often_it_arrives()
         1,
         "one charge at Stripe"
     );
-    let statuses: Vec<String> = biz.activity(&booking).into_iter().map(|a| a.0).collect();
+    let statuses: Vec<String> = biz
+        .activity(&booking)
+        .await
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
     assert_eq!(statuses, ["retrying", "success"]);
     let summary = biz.tick().await;
     assert_eq!(summary["claimed"], 0, "nothing left to charge: {summary}");
@@ -205,7 +227,7 @@ async fn a_bad_signature_or_body_is_refused_with_400_and_changes_nothing() {
         assert!(problem["detail"].as_str().is_some(), "{what}");
         assert_eq!(snapshot(&biz), before, "{what}: nothing changed");
     }
-    assert_eq!(biz.job(&booking).0, "unknown");
+    assert_eq!(biz.job(&booking).await.0, "unknown");
 
     // During a secret roll Stripe signs twice; one right v1 is enough.
     let right = FakeStripe::signature_header(&secret, now, &payload);
@@ -213,11 +235,8 @@ async fn a_bad_signature_or_body_is_refused_with_400_and_changes_nothing() {
     let rotated = format!("t={now},v1={},{right_v1}", "f".repeat(64));
     let (status, body) = post(&biz, &payload, Some(rotated)).await;
     assert_eq!((status, body), (200, json!({"received": true})));
-    assert_eq!(biz.job(&booking).0, "succeeded");
-    let (_, doc) = biz
-        .app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
+    let doc = openapi(&biz.app).await;
     mio_tests::assert_documented(
         &doc,
         &Method::POST,
@@ -226,6 +245,7 @@ async fn a_bad_signature_or_body_is_refused_with_400_and_changes_nothing() {
         &json!({"received": true}),
     );
     let (status, problem) = post(&biz, &payload, None).await;
+    assert_eq!(status, 400, "{problem}");
     mio_tests::assert_documented(&doc, &Method::POST, "/webhooks/stripe", status, &problem);
 }
 
@@ -248,17 +268,24 @@ async fn events_in_any_order_end_in_the_same_state_and_a_late_failure_never_undo
         .iter()
         .map(|e| e["id"].as_str().expect("id").to_owned())
         .collect();
+    let kinds = ["payment_intent.payment_failed", "payment_intent.succeeded"];
+    for kind in kinds {
+        assert_eq!(
+            events_of(&biz.stripe, kind).len(),
+            1,
+            "one {kind} among {ids:?}"
+        );
+    }
     ids.reverse();
     for id in ids.iter().chain(ids.iter()) {
         assert_eq!(biz.stripe.deliver(id).await, 200, "{id}");
     }
-    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
     assert_eq!(biz.balance(&booking).await, 0);
 
     // A payment_failed for the succeeded PaymentIntent, arriving after it: Success stays.
     let succeeded = &events_of(&biz.stripe, "payment_intent.succeeded")[0];
-    let mut event: Value =
-        serde_json::from_str(&biz.stripe.event_payload(succeeded).expect("payload")).expect("json");
+    let mut event = stored_event(&biz, succeeded);
     event["id"] = json!("evt_late_failure");
     event["type"] = json!("payment_intent.payment_failed");
     event["data"]["object"]["status"] = json!("requires_payment_method");
@@ -266,12 +293,12 @@ async fn events_in_any_order_end_in_the_same_state_and_a_late_failure_never_undo
         "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
         "message": "Your card was declined."
     });
-    let payload = event.to_string();
-    let before = snapshot(&biz);
-    let (status, _) = post(&biz, &payload, Some(signed(&biz, &payload))).await;
-    assert_eq!(status, 200);
-    assert_eq!(biz.job(&booking).0, "succeeded");
+    let before = without_events(&biz, None);
+    let (status, answer) = post_signed(&biz, &event).await;
+    assert_eq!((status, answer), (200, json!({"received": true})));
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
     assert_eq!(biz.balance(&booking).await, 0);
+    // The attempts' ledger (no route shows it).
     let ledger: Vec<(i64, Option<String>)> = {
         let db = biz.db();
         let mut statement = db
@@ -287,16 +314,9 @@ async fn events_in_any_order_end_in_the_same_state_and_a_late_failure_never_undo
         ledger,
         [(1, Some("declined".into())), (2, Some("succeeded".into()))]
     );
-    let after = snapshot(&biz);
     assert_eq!(
-        before
-            .lines()
-            .filter(|l| !l.starts_with("stripe_events"))
-            .collect::<Vec<_>>(),
-        after
-            .lines()
-            .filter(|l| !l.starts_with("stripe_events"))
-            .collect::<Vec<_>>(),
+        without_events(&biz, None),
+        before,
         "only the event's id was remembered"
     );
 }
@@ -309,39 +329,30 @@ async fn an_event_can_never_touch_another_accounts_data() {
     biz.other_business("acct_1OtherBiz").await;
 
     let id = &events_of(&biz.stripe, "payment_intent.succeeded")[0];
-    let original: Value =
-        serde_json::from_str(&biz.stripe.event_payload(id).expect("payload")).expect("json");
-    let before = snapshot(&biz);
+    let original = stored_event(&biz, id);
+    let before = without_events(&biz, None);
     for (n, account) in ["acct_1OtherBiz", "acct_1NobodyKnows"].iter().enumerate() {
         // Our job's metadata, but sent for another connected account.
         let mut event = original.clone();
         event["id"] = json!(format!("evt_foreign_{n}"));
         event["account"] = json!(account);
-        let payload = event.to_string();
-        let (status, body) = post(&biz, &payload, Some(signed(&biz, &payload))).await;
+        let (status, body) = post_signed(&biz, &event).await;
         assert_eq!(
             (status, body),
             (200, json!({"received": true})),
             "{account}"
         );
     }
-    let after = snapshot(&biz);
-    let without_events = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("stripe_events"))
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(without_events(&after), without_events(&before));
+    assert_eq!(without_events(&biz, None), before);
     assert_eq!(
-        biz.job(&booking).0,
+        biz.job(&booking).await.0,
         "unknown",
         "still waiting for its own proof"
     );
 
     // The real one settles it.
     assert_eq!(biz.stripe.deliver(id).await, 200);
-    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +420,7 @@ async fn stripe_refuses_a_charge_that_could_redirect_but_accepts_ours() {
         "sent with its length, not chunked"
     );
     assert_eq!(ours.header("transfer-encoding"), None);
-    assert_eq!(biz.job(&booking).0, "succeeded");
+    assert_eq!(biz.job(&booking).await.0, "succeeded");
 
     // The same charge without `payment_method_types`, on the same API version.
     let body: String = form_urlencoded::parse(ours.raw_body.as_bytes())
@@ -449,10 +460,10 @@ async fn a_refused_platform_key_leaves_jobs_retrying_not_failed() {
     for _ in 0..3 {
         let summary = biz.tick().await;
         assert_eq!(summary["failed"], 0, "{summary}");
-        assert_eq!(biz.job(&booking).0, "retrying");
+        assert_eq!(biz.job(&booking).await.0, "retrying");
         biz.make_retry_due(&booking);
     }
-    let activity = biz.activity(&booking);
+    let activity = biz.activity(&booking).await;
     let (status, summary, _) = activity.last().expect("an entry");
     assert_eq!(status, "retrying");
     assert!(summary.contains("stripe_secret_key"), "{summary}");
@@ -461,26 +472,12 @@ async fn a_refused_platform_key_leaves_jobs_retrying_not_failed() {
 
     biz.stripe.restore_secret_key();
     assert_eq!(biz.tick().await["succeeded"], 1);
-    let (_, attempts, _) = biz.job(&booking);
+    let (_, attempts, _) = biz.job(&booking).await;
     assert_eq!(
         attempts, 1,
         "the same attempt, never executed, was sent again"
     );
     assert_eq!(biz.stripe.succeeded_charges().len(), 1);
-}
-
-pub(crate) async fn miopay_settings(biz: &Biz) -> Value {
-    let (status, miopay) = biz
-        .app
-        .call(
-            Method::GET,
-            "/api/v1/settings/miopay",
-            Some(&biz.token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{miopay}");
-    miopay
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +487,7 @@ async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it
     biz.stripe.revoke_account(STRIPE_ACCOUNT);
     let summary = biz.tick().await;
     assert_eq!(summary["failed"], 0, "{summary}");
-    assert_eq!(biz.job(&booking).0, "retrying");
+    assert_eq!(biz.job(&booking).await.0, "retrying");
     let miopay = miopay_settings(&biz).await;
     assert_eq!(miopay["ready"], false, "{miopay}");
     assert!(
@@ -499,11 +496,13 @@ async fn a_connected_account_that_revoked_access_marks_miopay_not_ready_until_it
             .is_some_and(|r| r.contains("refused access")),
         "{miopay}"
     );
-    let (_, doc) = biz
-        .app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    mio_tests::assert_documented(&doc, &Method::GET, "/api/v1/settings/miopay", 200, &miopay);
+    mio_tests::assert_documented(
+        &openapi(&biz.app).await,
+        &Method::GET,
+        "/api/v1/settings/miopay",
+        200,
+        &miopay,
+    );
 
     biz.stripe.restore_account(STRIPE_ACCOUNT);
     biz.make_retry_due(&booking);
@@ -526,7 +525,7 @@ async fn an_answer_that_never_ends_is_cut_off_while_the_job_is_still_leased() {
     // the job's 2-minute lease.
     let summary = biz.tick().await;
     assert_eq!(summary["unknown"], 1, "{summary}");
-    assert_eq!(biz.job(&booking).0, "unknown");
+    assert_eq!(biz.job(&booking).await.0, "unknown");
     assert_eq!(biz.tick().await["claimed"], 0, "waiting for its backoff");
 
     // The charge went through; the resend gets the saved result.
@@ -556,12 +555,12 @@ async fn a_run_that_dies_mid_request_is_never_resent_as_if_nothing_ran() {
         .await;
     assert_eq!(status, 500, "the host stopped the run: {answer}");
     assert_eq!(biz.stripe.succeeded_charges().len(), 1, "Stripe charged");
-    assert_eq!(biz.job(&booking).0, "running", "left leased");
+    assert_eq!(biz.job(&booking).await.0, "running", "left leased");
 
     // A day later Stripe has pruned the key, and the lease long expired: a resend would
     // execute anew. The attempt must be settled by proof instead.
     biz.stripe.expire_idempotency_keys();
-    let a_day_ago = crate::tick::now_millis() - 25 * 3600 * 1000;
+    let a_day_ago = crate::support::now_millis() - 25 * 3600 * 1000;
     biz.sql(
         "UPDATE payment_attempts SET started_at = ?1 WHERE booking_id = ?2",
         &[&a_day_ago.to_string(), &booking],

@@ -41,7 +41,7 @@ async fn main() {
                "feedback": {"enabled": true, "delay_minutes": 60}}),
     )
     .await;
-    let (_, customer) = app
+    let (status, customer) = app
         .call(
             Method::POST,
             "/api/v1/customers",
@@ -49,6 +49,7 @@ async fn main() {
             Some(json!({"name": "Ada", "email": "ada@example.com"})),
         )
         .await;
+    assert_eq!(status, 201, "{customer}");
     let id = customer["id"].as_str().expect("id").to_owned();
 
     println!("host calls per request (mean of {CALLS} requests each)");
@@ -137,20 +138,7 @@ async fn main() {
             let (status, answer) = app.call(method.clone(), &path, bearer, body.clone()).await;
             assert!(status < 300, "{label}: {status} {answer}");
         }
-        // The host records an invocation when its instance is dropped, just after it answers.
-        let mut after = before;
-        for _ in 0..100 {
-            after = app
-                .app()
-                .host_calls()
-                .get(component)
-                .copied()
-                .unwrap_or_default();
-            if after.invocations >= before.invocations + CALLS {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let after = app.calls_after(component, before.invocations + CALLS).await;
         assert_eq!(after.invocations - before.invocations, CALLS, "{label}");
         let per = |f: fn(&mio_host::HostCalls) -> u64| {
             (f(&after.calls) - f(&before.calls)) as f64 / CALLS as f64

@@ -20,19 +20,12 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use mio_tests::{Options, TestApp};
+use mio_tests::TestApp;
 use reqwest::Method;
-use support::{seed, start, start_with, tick, tick_until_idle};
+use support::shared::{in_flight, on_stripe, tick};
+use support::{seed, start, start_with, tick_until_idle};
 
 const STRIPE_LATENCY: Duration = Duration::from_millis(300);
-
-fn in_flight(n: usize) -> Options {
-    let mut options = Options::default();
-    options
-        .variables
-        .insert("SPIN_VARIABLE_TICK_CONCURRENCY".into(), n.to_string());
-    options
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -97,17 +90,7 @@ async fn main() {
     // Two hosts on one state directory, both ticking.
     let (stripe, app, account, customer) = start_with(in_flight(64)).await;
     stripe.set_latency(STRIPE_LATENCY);
-    let mut options = in_flight(64);
-    for (name, value) in [
-        ("STRIPE_SECRET_KEY", stripe.secret_key().to_owned()),
-        ("STRIPE_API_BASE", stripe.url()),
-        ("STRIPE_WEBHOOK_SECRET", stripe.webhook_secret().to_owned()),
-    ] {
-        options
-            .variables
-            .insert(format!("SPIN_VARIABLE_{name}"), value);
-    }
-    let replica = app.replica(options).await;
+    let replica = app.replica(on_stripe(in_flight(64), &stripe)).await;
     seed(&app, &account, &customer, "due", 1_000, -60);
     let started = Instant::now();
     let (a, b) = tokio::join!(tick_until_idle(&app), tick_until_idle(&replica));
@@ -129,7 +112,10 @@ async fn main() {
     let (reader, token) = reader(&app).await;
     let idle = latencies(&app, &reader, &token).await;
     seed(&app, &account, &customer, "due", 1_000, -60);
-    let (busy, _) = tokio::join!(latencies(&app, &reader, &token), tick_until_idle(&app));
+    let (busy, (charged, _, _)) =
+        tokio::join!(latencies(&app, &reader, &token), tick_until_idle(&app));
+    assert_eq!(charged, 1_000, "the backlog drained meanwhile");
+    assert_eq!(stripe.succeeded_charges().len(), 1_000);
     println!(
         "GET /api/v1/customers/{{id}}: idle p50 {:.2?} p99 {:.2?}; while 1,000 charges drain p50 {:.2?} p99 {:.2?}",
         idle.0, idle.1, busy.0, busy.1

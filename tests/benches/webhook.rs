@@ -18,6 +18,7 @@ use mio_tests::fake_stripe::{FakeStripe, Outcome};
 
 mod support;
 
+use support::shared::events_of;
 use support::{database, seed, start, tick_until_idle};
 
 const EVENTS: usize = 1_000;
@@ -33,7 +34,7 @@ async fn main() {
         EVENTS,
         "each job charged once"
     );
-    let ids = succeeded_events(&stripe);
+    let ids = events_of(&stripe, "payment_intent.succeeded");
     assert_eq!(ids.len(), EVENTS);
 
     println!("stripe-webhook: verified payment_intent.succeeded events, one after another");
@@ -53,15 +54,6 @@ async fn main() {
     assert_eq!(settled, EVENTS as i64, "every event settled its job");
     let again = deliver_all(&stripe, &ids).await;
     row("the same 1,000 again (duplicates)", &again);
-}
-
-fn succeeded_events(stripe: &FakeStripe) -> Vec<String> {
-    stripe
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "payment_intent.succeeded")
-        .filter_map(|e| e["id"].as_str().map(str::to_owned))
-        .collect()
 }
 
 /// Delivers `ids` in order; returns each delivery's time.

@@ -1,15 +1,21 @@
 //! What the payment benchmarks share: an app with MioPay, rules and one customer with a card
-//! on its own fake Stripe (webhook endpoint included), jobs seeded straight into its SQLite
-//! file, and ticking. Each benchmark binary uses a part of it.
+//! on its own fake Stripe (webhook endpoint included), set up over HTTP; jobs seeded straight
+//! into its SQLite file (by the million: HTTP would take hours); and ticking. Each benchmark
+//! binary uses a part of it.
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio_tests::fake_stripe::FakeStripe;
-use mio_tests::{Options, TICK_TOKEN, TestApp};
-use reqwest::Method;
-use serde_json::{Value, json};
+use mio_tests::{Options, TestApp};
+
+// Shared with the integration tests: the Stripe variables, furnishing an account to charge,
+// ticking, Stripe's events, the clock.
+#[path = "../../api/support.rs"]
+pub mod shared;
+
+use shared::{now_millis, tick};
 
 pub const STRIPE_ACCOUNT: &str = "acct_1BenchBiz";
 pub const STRIPE_CUSTOMER: &str = "cus_Bench1";
@@ -39,66 +45,13 @@ pub async fn start() -> (FakeStripe, TestApp, String, String) {
 }
 
 /// [`start`] with `options` (e.g. `SPIN_VARIABLE_TICK_CONCURRENCY`); the Stripe variables are
-/// set to the fake's.
-pub async fn start_with(mut options: Options) -> (FakeStripe, TestApp, String, String) {
+/// set to the fake's, and its webhook endpoint to the app's. Set up over HTTP, as the tests do.
+pub async fn start_with(options: Options) -> (FakeStripe, TestApp, String, String) {
     let stripe = FakeStripe::start().await;
-    stripe.add_payment_method(
-        Some(STRIPE_ACCOUNT),
-        STRIPE_CUSTOMER,
-        CARD,
-        "visa",
-        "4242",
-        12,
-        2030,
-    );
-    options.variables.insert(
-        "SPIN_VARIABLE_STRIPE_SECRET_KEY".into(),
-        stripe.secret_key().to_owned(),
-    );
-    options
-        .variables
-        .insert("SPIN_VARIABLE_STRIPE_API_BASE".into(), stripe.url());
-    options.variables.insert(
-        "SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET".into(),
-        stripe.webhook_secret().to_owned(),
-    );
-    let app = TestApp::spawn_with(options).await;
-    stripe.set_webhook_url(app.url("/webhooks/stripe"));
+    let app = shared::spawn_on_stripe(options, &stripe).await;
     let (account, token) = app.create_account("Bench Cleaning").await;
-    for (path, body) in [
-        (
-            "/api/v1/settings/miopay",
-            json!({"enabled": true, "stripe_account_id": STRIPE_ACCOUNT}),
-        ),
-        (
-            "/api/v1/settings/automations",
-            json!({
-                "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
-                "feedback": {"enabled": false, "delay_minutes": 60}
-            }),
-        ),
-    ] {
-        let (status, answer) = app.call(Method::PUT, path, Some(&token), Some(body)).await;
-        assert_eq!(status, 200, "{path}: {answer}");
-    }
-    let (status, answer) = app
-        .call(
-            Method::POST,
-            "/api/v1/customers",
-            Some(&token),
-            Some(json!({"name": "Ada", "stripe_customer_id": STRIPE_CUSTOMER})),
-        )
-        .await;
-    assert_eq!(status, 201, "{answer}");
-    let customer = answer["id"].as_str().expect("customer id").to_owned();
-    database(app.state_dir())
-        .execute(
-            "INSERT INTO payment_methods (customer_id, account_id, payment_method_id, brand, \
-             last4, exp_month, exp_year, updated_at) VALUES (?1, ?2, ?3, 'visa', '4242', 12, \
-             2030, 'x')",
-            (&customer, &account, CARD),
-        )
-        .expect("card stored");
+    let customer =
+        shared::furnish(&app, &stripe, &token, STRIPE_ACCOUNT, STRIPE_CUSTOMER, CARD).await;
     (stripe, app, account, customer)
 }
 
@@ -117,33 +70,13 @@ pub fn seed(
     count: i64,
     due_in_minutes: i64,
 ) {
-    let now = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis(),
-    )
-    .expect("in range");
-    let due = now + due_in_minutes * 60_000;
+    let due = now_millis() + due_in_minutes * 60_000;
     let start = due + 24 * 60 * 60_000;
     let db = database(app.state_dir());
     db.execute(SEED_BOOKINGS, (count, prefix, account, customer, start))
         .expect("bookings seeded");
     db.execute(SEED_JOBS, (count, prefix, account, customer, due))
         .expect("jobs seeded");
-}
-
-pub async fn tick(app: &TestApp) -> Value {
-    let (status, summary) = app
-        .call(
-            Method::POST,
-            "/api/v1/internal/tick",
-            Some(TICK_TOKEN),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{summary}");
-    summary
 }
 
 /// Ticks until one claims nothing; returns (charges, ticks, time).

@@ -1,0 +1,166 @@
+//! What several test files share, and the benchmarks with them (`tests/benches/support`
+//! includes this file): an app on a fake Stripe, an account set up to charge, the tick, the
+//! served OpenAPI document, Stripe's events, the app's SQLite file (for what HTTP cannot set
+//! up or show), and the clock. Only `mio_tests` and external crates are used here, so that the
+//! benchmarks can include it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{Duration, SecondsFormat, Utc};
+use mio_tests::fake_stripe::FakeStripe;
+use mio_tests::{Options, TICK_TOKEN, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// `options` with the Stripe variables (secret key, API base, webhook secret) set to `stripe`'s.
+pub(crate) fn on_stripe(mut options: Options, stripe: &FakeStripe) -> Options {
+    for (name, value) in [
+        ("STRIPE_SECRET_KEY", stripe.secret_key().to_owned()),
+        ("STRIPE_API_BASE", stripe.url()),
+        ("STRIPE_WEBHOOK_SECRET", stripe.webhook_secret().to_owned()),
+    ] {
+        options
+            .variables
+            .insert(format!("SPIN_VARIABLE_{name}"), value);
+    }
+    options
+}
+
+/// Starts an app with `options` talking to `stripe`, whose events are then delivered to the
+/// app's webhook endpoint.
+pub(crate) async fn spawn_on_stripe(options: Options, stripe: &FakeStripe) -> TestApp {
+    let app = TestApp::spawn_with(on_stripe(options, stripe)).await;
+    stripe.set_webhook_url(app.url("/webhooks/stripe"));
+    app
+}
+
+/// Default options, with a tick that keeps up to `n` requests in flight.
+pub(crate) fn in_flight(n: usize) -> Options {
+    let mut options = Options::default();
+    options
+        .variables
+        .insert("SPIN_VARIABLE_TICK_CONCURRENCY".into(), n.to_string());
+    options
+}
+
+/// Sets up the account of `token` to charge: MioPay on with `stripe_account`, "charge 24 hours
+/// before start" (feedback off), and a customer "Ada" whose Stripe customer holds `card` as the
+/// primary card. Returns the customer's id.
+pub(crate) async fn furnish(
+    app: &TestApp,
+    stripe: &FakeStripe,
+    token: &str,
+    stripe_account: &str,
+    stripe_customer: &str,
+    card: &str,
+) -> String {
+    let put = |path: &'static str, body: Value| async move {
+        let (status, answer) = app.call(Method::PUT, path, Some(token), Some(body)).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    };
+    put(
+        "/api/v1/settings/miopay",
+        json!({"enabled": true, "stripe_account_id": stripe_account}),
+    )
+    .await;
+    put(
+        "/api/v1/settings/automations",
+        json!({
+            "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
+            "feedback": {"enabled": false, "delay_minutes": 60}
+        }),
+    )
+    .await;
+    let (status, customer) = app
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(token),
+            Some(json!({"name": "Ada", "stripe_customer_id": stripe_customer})),
+        )
+        .await;
+    assert_eq!(status, 201, "{customer}");
+    let customer = customer["id"].as_str().expect("customer id").to_owned();
+    stripe.add_payment_method(
+        Some(stripe_account),
+        stripe_customer,
+        card,
+        "visa",
+        "4242",
+        12,
+        2030,
+    );
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/customers/{customer}/payment-method"),
+            Some(token),
+            Some(json!({"payment_method_id": card})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    customer
+}
+
+/// `POST /api/v1/internal/tick` with the tick token; its summary (a 200 is asserted).
+pub(crate) async fn tick(app: &TestApp) -> Value {
+    let (status, summary) = app
+        .call(
+            Method::POST,
+            "/api/v1/internal/tick",
+            Some(TICK_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    summary
+}
+
+/// The OpenAPI document the app serves (a 200 is asserted).
+pub(crate) async fn openapi(app: &TestApp) -> Value {
+    let (status, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    doc
+}
+
+/// The ids of `stripe`'s events of `kind`, oldest first.
+pub(crate) fn events_of(stripe: &FakeStripe, kind: &str) -> Vec<String> {
+    stripe
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .map(|e| e["id"].as_str().expect("event id").to_owned())
+        .collect()
+}
+
+/// A connection to the app's SQLite file, waiting up to 5 s for the app's writers.
+pub(crate) fn database(app: &TestApp) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(app.state_dir().join("sqlite_db.db"))
+        .expect("the app's database");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    conn
+}
+
+/// `hours` from now, RFC 3339 in UTC to the second.
+pub(crate) fn in_hours(hours: i64) -> String {
+    (Utc::now() + Duration::hours(hours)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("in range")
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    now_millis() / 1000
+}
