@@ -4,8 +4,8 @@ use crate::field::{FieldError, check};
 use crate::ids::AccountId;
 use crate::text::bounded_text;
 use crate::token::ApiToken;
+use crate::zone::Zone;
 use serde::{Deserialize, Serialize, Serializer};
-use std::str::FromStr;
 
 bounded_text!(
     /// The display name of a business: trimmed, 1–200 characters, one line.
@@ -15,8 +15,8 @@ bounded_text!(
 );
 
 /// An IANA time zone known to the bundled tz database, e.g. `America/Toronto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeZone(chrono_tz::Tz);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZone(Zone);
 
 /// Why a string is not a time zone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,19 +26,17 @@ pub struct TimeZoneError;
 impl TimeZone {
     /// Accepts IANA names exactly as the tz database spells them (case matters).
     pub fn parse(input: &str) -> Result<Self, TimeZoneError> {
-        chrono_tz::Tz::from_str(input.trim())
-            .map(Self)
-            .map_err(|_| TimeZoneError)
+        Zone::named(input.trim()).map(Self).ok_or(TimeZoneError)
     }
 
     /// The IANA name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         self.0.name()
     }
 
     /// The zone, for local-time arithmetic.
-    pub fn tz(&self) -> chrono_tz::Tz {
-        self.0
+    pub fn tz(&self) -> &Zone {
+        &self.0
     }
 
     /// When a visit starts, as its customer reads it in this zone: `Tuesday, March 3, 2026 at

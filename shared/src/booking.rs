@@ -1,8 +1,8 @@
 //! Bookings: the visits automations act on. Parsing of new bookings and changes, money, and the
 //! expansion of a recurring series into its occurrences.
 
+use crate::zone::Zone;
 use chrono::{Days, Months, NaiveDate, TimeDelta};
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::field::{FieldError, check};
@@ -418,14 +418,14 @@ pub fn occurrences(
     start: Timestamp,
     end: Timestamp,
     recurrence: Recurrence,
-    tz: Tz,
+    tz: &Zone,
 ) -> Vec<(Timestamp, Timestamp)> {
     let (limit, until) = match recurrence.end {
         SeriesEnd::Count(count) => (count.min(MAX_OCCURRENCES), None),
         SeriesEnd::Until(until) => (MAX_OCCURRENCES, Some(until)),
     };
     let length = end.as_datetime() - start.as_datetime();
-    let local = start.as_datetime().with_timezone(&tz).naive_local();
+    let local = start.as_datetime().with_timezone(tz).naive_local();
     let (date, time) = (local.date(), local.time());
     let mut visits = Vec::new();
     for index in 0..limit {
@@ -477,8 +477,11 @@ mod tests {
     use crate::rules::testing::ts;
     use chrono::{Datelike, LocalResult, TimeZone as _};
     use proptest::prelude::*;
+    use std::sync::LazyLock;
 
-    const TORONTO: Tz = chrono_tz::America::Toronto;
+    use crate::test_support::zone;
+
+    static TORONTO: LazyLock<Zone> = LazyLock::new(|| zone("America/Toronto"));
     const CUSTOMER: &str = "cus_00000000000000000000000000";
 
     fn body() -> BookingBody {
@@ -715,7 +718,7 @@ mod tests {
             ts(start),
             ts(end_at),
             Recurrence { frequency, end },
-            TORONTO,
+            &TORONTO,
         )
         .into_iter()
         .map(|(s, e)| (s.to_string(), e.to_string()))
@@ -832,13 +835,13 @@ mod tests {
         ]
     }
 
-    fn arb_zone() -> impl Strategy<Value = Tz> {
+    fn arb_zone() -> impl Strategy<Value = Zone> {
         prop_oneof![
-            Just(TORONTO),
-            Just(chrono_tz::Europe::London),
-            Just(chrono_tz::Australia::Sydney),
-            Just(chrono_tz::Australia::Lord_Howe),
-            Just(chrono_tz::UTC),
+            Just(TORONTO.clone()),
+            Just(zone("Europe/London")),
+            Just(zone("Australia/Sydney")),
+            Just(zone("Australia/Lord_Howe")),
+            Just(Zone::utc()),
         ]
     }
 
@@ -862,7 +865,7 @@ mod tests {
         ) {
             let start = Timestamp::from_unix_millis(start).expect("in range");
             let end_at = Timestamp::from_datetime(start.as_datetime() + TimeDelta::minutes(minutes));
-            let visits = occurrences(start, end_at, Recurrence { frequency, end }, tz);
+            let visits = occurrences(start, end_at, Recurrence { frequency, end }, &tz);
             prop_assert!(visits.len() <= MAX_OCCURRENCES as usize);
             if let SeriesEnd::Count(n) = end {
                 prop_assert_eq!(visits.len(), n.min(MAX_OCCURRENCES) as usize);

@@ -88,11 +88,12 @@ pub fn answer_is_final(status: Option<u16>) -> bool {
     status.is_some_and(|s| s < 500 && s != 429)
 }
 
-/// The request's id: derived from the client's `Idempotency-Key` when it sent one (so a retried
-/// API call finds the same request and the same Stripe keys), else from `random`.
-pub fn request_id(account_id: &str, idempotency_key: Option<&str>, random: &[u8; 12]) -> String {
-    let bytes: Vec<u8> = match idempotency_key {
-        Some(key) => Sha256::digest(format!("{account_id}\n{key}").as_bytes())[..12].to_vec(),
+/// The request's id: derived from the use of the client's `Idempotency-Key` when it sent one
+/// (`seed`: [`crate::idempotency::KeyUse::seed`]), so a retried or taken-over API call finds the
+/// same request and the same Stripe keys; else from `random`.
+pub fn request_id(account_id: &str, seed: Option<&str>, random: &[u8; 12]) -> String {
+    let bytes: Vec<u8> = match seed {
+        Some(seed) => Sha256::digest(format!("{account_id}\n{seed}").as_bytes())[..12].to_vec(),
         None => random.to_vec(),
     };
     format!("pmr_{}", crate::encoding::hex_encode(&bytes))

@@ -467,11 +467,16 @@ mod tests {
                 AnswerError::RatingInvalid.message().to_owned(),
             )
         };
+        // 4.0 is the integer 4, as JSON Schema (and the OpenAPI document's `integer`) counts it.
+        assert_eq!(
+            Answer::from_json(br#"{"rating": 4.0}"#).map(|a| a.rating),
+            Ok(Rating(4))
+        );
         for bad in [
             r#"{"rating": 0}"#,
             r#"{"rating": 6}"#,
             r#"{"rating": 4.5}"#,
-            r#"{"rating": 4.0}"#,
+            r#"{"rating": 6.0}"#,
             r#"{"rating": "4"}"#,
             r#"{"rating": true}"#,
         ] {

@@ -65,7 +65,7 @@ pub struct Visit<'a> {
     /// When the visit started.
     pub start_at: Timestamp,
     /// The business's time zone, in which the page states the date.
-    pub timezone: TimeZone,
+    pub timezone: &'a TimeZone,
 }
 
 /// The headers every page is served with (its `Content-Type` included): the page may load
@@ -263,16 +263,15 @@ mod tests {
     use super::*;
     use crate::feedback_answer::Answer;
 
-    fn toronto() -> TimeZone {
-        TimeZone::parse("America/Toronto").expect("known zone")
-    }
+    static TORONTO: std::sync::LazyLock<TimeZone> =
+        std::sync::LazyLock::new(|| TimeZone::parse("America/Toronto").expect("known zone"));
 
     fn visit(business: &'static str, service: &'static str) -> Visit<'static> {
         Visit {
             business,
             service,
             start_at: Timestamp::parse("2026-03-03T14:30:00Z").expect("valid"),
-            timezone: toronto(),
+            timezone: &TORONTO,
         }
     }
 
@@ -316,7 +315,7 @@ mod tests {
     fn the_date_follows_the_business_time_zone_across_daylight_saving() {
         let summer = Timestamp::parse("2026-07-01T13:00:00Z").expect("valid");
         assert_eq!(
-            toronto().local_start(summer),
+            TORONTO.local_start(summer),
             "Wednesday, July 1, 2026 at 9:00 AM"
         );
         let tokyo = TimeZone::parse("Asia/Tokyo").expect("known zone");

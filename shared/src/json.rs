@@ -1,8 +1,10 @@
 //! Decoding JSON request bodies into typed request structs, with errors a client can act on.
 
 use crate::field::FieldError;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
+use serde_json::{Map, Number, Value};
 
 /// Why a body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +15,11 @@ pub enum BodyError {
     Invalid(Vec<FieldError>),
 }
 
-/// Decodes `bytes` as one JSON value of type `T`, naming the offending field on failure.
+/// Decodes `bytes` as one JSON object of type `T`, naming the offending field on failure.
+///
+/// The body must be a JSON object: serde would otherwise read a top-level array into a struct
+/// field by field. A number with a zero fraction (`30.0`) counts as the integer it equals, as
+/// JSON Schema counts it, and a key given twice in any object is refused.
 ///
 /// `read_only` lists fields that the API shows but a client may not set, so that sending one
 /// back says so instead of "unknown field".
@@ -24,12 +30,237 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], read_only: &[&str]) -> Result<T
         ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
+    let Json(value) = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| classify(error, read_only))?;
     deserializer
         .end()
         .map_err(|error| BodyError::Malformed(error.to_string()))?;
-    Ok(value)
+    let found = match &value {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("an array"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("null"),
+    };
+    if let Some(found) = found {
+        return Err(BodyError::Malformed(format!(
+            "The request body must be a JSON object, not {found}."
+        )));
+    }
+    serde_path_to_error::deserialize(Strict(value)).map_err(|error| classify(error, read_only))
+}
+
+/// Any JSON value, read with the rules of [`decode`]: integral numbers as integers, no key
+/// twice in one object.
+struct Json(Value);
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor).map(Json)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(integral(v).unwrap_or_else(|| Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Json::deserialize(deserializer).map(|Json(value)| value)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Json(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate field `{key}`")));
+            }
+            let Json(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// A decoded value, read into the request types like `serde_json::Value` is, except that an
+/// array never stands for an object: serde's derived structs also accept their fields as a
+/// sequence (`"notifications": [true, false]`), which no API schema allows.
+struct Strict(Value);
+
+impl<'de> Deserializer<'de> for Strict {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => visitor.visit_seq(StrictSeq(items.into_iter())),
+            Value::Object(object) => visitor.visit_map(StrictMap {
+                entries: object.into_iter(),
+                value: None,
+            }),
+            scalar => scalar.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            value => visitor.visit_some(Strict(value)),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &visitor)),
+            value => Strict(value).deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+struct StrictSeq(std::vec::IntoIter<Value>);
+
+impl<'de> SeqAccess<'de> for StrictSeq {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|item| seed.deserialize(Strict(item)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap {
+    entries: serde_json::map::IntoIter,
+    value: Option<Value>,
+}
+
+impl<'de> MapAccess<'de> for StrictMap {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(Strict(Value::String(key))).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(Strict(value)),
+            None => Err(de::Error::custom(
+                "a map value was asked for before its key",
+            )),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+/// `v` as an integer when it is one (`30.0`) and fits in `i64` or `u64`.
+fn integral(v: f64) -> Option<Value> {
+    // 2^63 and 2^64 are exact in f64; the casts below are exact for whole numbers under them.
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    const U64_END: f64 = 18_446_744_073_709_551_616.0;
+    if !v.is_finite() || v.fract() != 0.0 {
+        return None;
+    }
+    if (-I64_END..I64_END).contains(&v) {
+        return Some(Value::from(v as i64));
+    }
+    if (0.0..U64_END).contains(&v) {
+        return Some(Value::from(v as u64));
+    }
+    None
 }
 
 fn classify(error: serde_path_to_error::Error<serde_json::Error>, read_only: &[&str]) -> BodyError {
@@ -193,6 +424,78 @@ mod tests {
         assert!(malformed("[]").contains("must be a JSON object"));
         assert!(malformed(r#""Ada""#).contains("must be a JSON object"));
         assert!(malformed("null").contains("must be a JSON object"));
+    }
+
+    #[test]
+    fn an_array_is_not_read_into_a_struct_field_by_field() {
+        // serde alone accepts `[null, null]` as a struct with its first two fields null.
+        assert!(malformed("[null, null]").contains("must be a JSON object, not an array"));
+        assert!(malformed(r#"["Ada"]"#).contains("not an array"));
+        let result = decode::<CustomerPatchBody>(b"[null]", READ_ONLY_CUSTOMER_FIELDS);
+        assert!(matches!(result, Err(BodyError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_number_with_a_zero_fraction_is_the_integer_it_equals() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Minutes {
+            offset_minutes: i64,
+            count: Option<u32>,
+        }
+        let body: Minutes =
+            decode(br#"{"offset_minutes": 4498.0, "count": 3e0}"#, &[]).expect("integral");
+        assert_eq!((body.offset_minutes, body.count), (4498, Some(3)));
+        let body: Minutes = decode(br#"{"offset_minutes": -0.0}"#, &[]).expect("integral");
+        assert_eq!(body.offset_minutes, 0);
+        match decode::<Minutes>(br#"{"offset_minutes": 1.5}"#, &[]) {
+            Err(BodyError::Invalid(errors)) => {
+                assert_eq!(errors[0].field, "offset_minutes");
+                assert!(errors[0].message.contains("floating point"), "{errors:?}");
+            }
+            other => panic!("1.5 is not an integer: {other:?}"),
+        }
+        assert!(matches!(
+            decode::<Minutes>(br#"{"offset_minutes": 1e300}"#, &[]),
+            Err(BodyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_array_is_not_read_into_a_nested_struct_either() {
+        let errors = invalid(r#"{"name": "Ada", "notifications": [true, false]}"#);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "notifications");
+        assert_eq!(
+            errors[0].message,
+            "invalid type: sequence, expected a JSON object"
+        );
+        let patch = decode::<CustomerPatchBody>(
+            br#"{"notifications": [null, null]}"#,
+            READ_ONLY_CUSTOMER_FIELDS,
+        );
+        assert!(matches!(patch, Err(BodyError::Invalid(_))), "{patch:?}");
+        // Arrays still read where a list belongs, objects where a map does.
+        #[derive(Debug, serde::Deserialize)]
+        struct Lists {
+            items: Vec<u8>,
+            names: std::collections::BTreeMap<String, Option<u8>>,
+        }
+        let lists: Lists =
+            decode(br#"{"items": [1, 2.0], "names": {"a": null, "b": 3}}"#, &[]).expect("valid");
+        assert_eq!(lists.items, [1, 2]);
+        assert_eq!(lists.names.get("b"), Some(&Some(3)));
+    }
+
+    #[test]
+    fn a_repeated_key_in_a_nested_object_is_named() {
+        assert_eq!(
+            invalid(r#"{"name": "A", "notifications": {"sms": true, "sms": false}}"#),
+            [FieldError::new(
+                "notifications.sms",
+                "is given more than once"
+            )]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! cancelled, deleted; rules changed; override changed) is handled the same way, and planning
 //! twice is the same as planning once. At most one job exists per (booking, automation, phase).
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use serde::Serialize;
 
 use crate::booking::BookingStatus;
@@ -140,7 +140,7 @@ pub struct PlanInput<'a> {
     /// The customer's feedback override, if any.
     pub feedback_override: Option<&'a CustomerOverride>,
     /// The account's time zone.
-    pub tz: Tz,
+    pub tz: &'a Zone,
     /// The booking's existing jobs (any state).
     pub existing: &'a [ExistingJob],
     /// Now.
@@ -346,8 +346,11 @@ mod tests {
     use crate::rules::testing::*;
     use crate::rules::{OverrideState, Trigger};
     use proptest::prelude::*;
+    use std::sync::LazyLock;
 
-    const TORONTO: Tz = chrono_tz::America::Toronto;
+    use crate::test_support::zone;
+
+    static TORONTO: LazyLock<Zone> = LazyLock::new(|| zone("America/Toronto"));
 
     fn now() -> Timestamp {
         ts("2026-06-01T12:00:00Z")
@@ -377,7 +380,7 @@ mod tests {
             rules,
             payment_override: None,
             feedback_override: None,
-            tz: TORONTO,
+            tz: &TORONTO,
             existing,
             now: now(),
         }
@@ -838,11 +841,11 @@ mod tests {
             .prop_map(|(p, f)| p.into_iter().chain(f).collect())
     }
 
-    fn arb_zone() -> impl Strategy<Value = Tz> {
+    fn arb_zone() -> impl Strategy<Value = Zone> {
         prop_oneof![
-            Just(TORONTO),
-            Just(chrono_tz::Europe::London),
-            Just(chrono_tz::Australia::Lord_Howe),
+            Just(TORONTO.clone()),
+            Just(zone("Europe/London")),
+            Just(zone("Australia/Lord_Howe")),
         ]
     }
 
@@ -855,7 +858,7 @@ mod tests {
             Option<CustomerOverride>,
             Option<CustomerOverride>,
             Vec<ExistingJob>,
-            Tz,
+            Zone,
             Timestamp,
         ),
     > {
@@ -881,7 +884,7 @@ mod tests {
                 rules: rules.as_ref(),
                 payment_override: payment.as_ref(),
                 feedback_override: feedback.as_ref(),
-                tz,
+                tz: &tz,
                 existing: jobs,
                 now,
             });
@@ -900,7 +903,7 @@ mod tests {
                 rules: rules.as_ref(),
                 payment_override: payment.as_ref(),
                 feedback_override: feedback.as_ref(),
-                tz,
+                tz: &tz,
                 existing: &existing,
                 now,
             };
@@ -934,7 +937,7 @@ mod tests {
                 rules: rules.as_ref(),
                 payment_override: payment.as_ref(),
                 feedback_override: feedback.as_ref(),
-                tz,
+                tz: &tz,
                 existing: &existing,
                 now,
             };

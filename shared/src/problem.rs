@@ -12,7 +12,8 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 pub enum ProblemType {
     /// The body is not JSON, is empty, or is not a JSON object.
     MalformedJson,
-    /// Fields or query parameters are missing, unknown, of the wrong type, or out of range.
+    /// Fields, query parameters or headers (`Idempotency-Key`) are missing, unknown, of the
+    /// wrong type, or out of range.
     Validation,
     /// No credentials, or credentials that do not identify anyone.
     Unauthorized,
@@ -42,11 +43,18 @@ pub enum ProblemType {
     /// operator's allow-list (`webhook_allowed_origin`). 422: the request is well formed, the
     /// value cannot be used here. Nothing was stored.
     DestinationNotAllowed,
+    /// An `Idempotency-Key` already used, within its 24 hours, for another request (another
+    /// method, path or body). 422: the request is well formed, the key cannot be used for it.
+    /// Nothing ran.
+    IdempotencyKeyReused,
+    /// An `Idempotency-Key` whose first request is still running; retry once it has answered.
+    /// Nothing ran.
+    IdempotencyKeyInUse,
 }
 
 impl ProblemType {
     /// All kinds, for documentation and tests.
-    pub const ALL: [ProblemType; 13] = [
+    pub const ALL: [ProblemType; 15] = [
         ProblemType::MalformedJson,
         ProblemType::Validation,
         ProblemType::Unauthorized,
@@ -60,6 +68,8 @@ impl ProblemType {
         ProblemType::InvalidWebhook,
         ProblemType::InvalidFeedback,
         ProblemType::DestinationNotAllowed,
+        ProblemType::IdempotencyKeyReused,
+        ProblemType::IdempotencyKeyInUse,
     ];
 
     /// The `type` member: a URI relative to the API's origin.
@@ -78,6 +88,8 @@ impl ProblemType {
             ProblemType::InvalidWebhook => "/problems/invalid-webhook",
             ProblemType::InvalidFeedback => "/problems/invalid-feedback",
             ProblemType::DestinationNotAllowed => "/problems/destination-not-allowed",
+            ProblemType::IdempotencyKeyReused => "/problems/idempotency-key-reused",
+            ProblemType::IdempotencyKeyInUse => "/problems/idempotency-key-in-use",
         }
     }
 
@@ -97,6 +109,8 @@ impl ProblemType {
             ProblemType::InvalidWebhook => "Webhook delivery refused",
             ProblemType::InvalidFeedback => "Feedback not accepted",
             ProblemType::DestinationNotAllowed => "Destination not allowed",
+            ProblemType::IdempotencyKeyReused => "Idempotency-Key used for another request",
+            ProblemType::IdempotencyKeyInUse => "Idempotency-Key in use",
         }
     }
 
@@ -109,11 +123,13 @@ impl ProblemType {
             ProblemType::MethodNotAllowed => 405,
             ProblemType::PayloadTooLarge => 413,
             ProblemType::UnsupportedMediaType => 415,
-            ProblemType::Conflict => 409,
+            ProblemType::Conflict | ProblemType::IdempotencyKeyInUse => 409,
             ProblemType::Internal => 500,
             ProblemType::UpstreamUnavailable => 502,
             ProblemType::InvalidWebhook => 400,
-            ProblemType::InvalidFeedback | ProblemType::DestinationNotAllowed => 422,
+            ProblemType::InvalidFeedback
+            | ProblemType::DestinationNotAllowed
+            | ProblemType::IdempotencyKeyReused => 422,
         }
     }
 }

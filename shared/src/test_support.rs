@@ -6,3 +6,8 @@ pub(crate) fn form_value(form: &str, key: &str) -> Option<String> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
+
+/// A zone the bundled tz database has.
+pub(crate) fn zone(name: &str) -> crate::Zone {
+    crate::Zone::named(name).expect("a bundled zone")
+}

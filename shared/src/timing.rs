@@ -1,8 +1,8 @@
 //! When a run is due: [`due_at`] turns a timing and a booking's times into an instant, following
 //! the account's time zone across daylight-saving changes.
 
+use crate::zone::Zone;
 use chrono::{DateTime, LocalResult, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
 
 use crate::rules::{Timing, Trigger};
 use crate::time::Timestamp;
@@ -24,7 +24,7 @@ pub struct BookingTimes {
 /// exist that day (spring forward) runs at the first instant after the gap, and one that exists
 /// twice (fall back) runs at the earlier one. Also `None` when the instant would fall outside
 /// the range of dates chrono can represent (hundreds of thousands of years away).
-pub fn due_at(timing: &Timing, times: &BookingTimes, tz: Tz) -> Option<Timestamp> {
+pub fn due_at(timing: &Timing, times: &BookingTimes, tz: &Zone) -> Option<Timestamp> {
     let offset = TimeDelta::minutes(i64::from(timing.offset.minutes()));
     let base = match timing.trigger {
         Trigger::BeforeStart => times.start.as_datetime().checked_sub_signed(offset)?,
@@ -37,7 +37,7 @@ pub fn due_at(timing: &Timing, times: &BookingTimes, tz: Tz) -> Option<Timestamp
     let Some(local_time) = timing.local_time else {
         return Some(Timestamp::from_datetime(base));
     };
-    let date = base.with_timezone(&tz).date_naive();
+    let date = base.with_timezone(tz).date_naive();
     let time = NaiveTime::from_hms_opt(
         u32::from(local_time.hour()),
         u32::from(local_time.minute()),
@@ -49,7 +49,7 @@ pub fn due_at(timing: &Timing, times: &BookingTimes, tz: Tz) -> Option<Timestamp
 /// The instant a local wall-clock time in `tz` stands for: the earlier one when it happens
 /// twice (fall back), and the first instant after the gap when it does not happen (spring
 /// forward: the instant the clocks jump to). `None` only out of chrono's range.
-pub(crate) fn local_instant(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+pub(crate) fn local_instant(naive: NaiveDateTime, tz: &Zone) -> Option<DateTime<Utc>> {
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(instant) => Some(instant.with_timezone(&Utc)),
         LocalResult::Ambiguous(earlier, later) => Some(earlier.min(later).with_timezone(&Utc)),
@@ -63,9 +63,9 @@ pub(crate) fn local_instant(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc
 /// earlier than `naive` and 30 hours after is later; bisecting on whole seconds (transitions
 /// happen on whole seconds) finds the instant where local time jumps over `naive`: the end of
 /// the gap.
-fn after_gap(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
+fn after_gap(naive: NaiveDateTime, tz: &Zone) -> Option<DateTime<Utc>> {
     let local = |seconds: i64| {
-        DateTime::from_timestamp(seconds, 0).map(|t| t.with_timezone(&tz).naive_local())
+        DateTime::from_timestamp(seconds, 0).map(|t| t.with_timezone(tz).naive_local())
     };
     let centre = naive.and_utc().timestamp();
     let (mut lo, mut hi) = (centre - 30 * 3600, centre + 30 * 3600);
@@ -90,11 +90,14 @@ mod tests {
     use crate::rules::{LocalTime, MAX_OFFSET_MINUTES, Offset};
     use chrono::{NaiveDate, Offset as _, Timelike};
     use proptest::prelude::*;
+    use std::sync::LazyLock;
 
-    const TORONTO: Tz = chrono_tz::America::Toronto;
-    const LONDON: Tz = chrono_tz::Europe::London;
-    const SYDNEY: Tz = chrono_tz::Australia::Sydney;
-    const LORD_HOWE: Tz = chrono_tz::Australia::Lord_Howe;
+    use crate::test_support::zone;
+
+    static TORONTO: LazyLock<Zone> = LazyLock::new(|| zone("America/Toronto"));
+    static LONDON: LazyLock<Zone> = LazyLock::new(|| zone("Europe/London"));
+    static SYDNEY: LazyLock<Zone> = LazyLock::new(|| zone("Australia/Sydney"));
+    static LORD_HOWE: LazyLock<Zone> = LazyLock::new(|| zone("Australia/Lord_Howe"));
 
     fn times(start: &str, end: &str, completed_at: Option<&str>) -> BookingTimes {
         BookingTimes {
@@ -112,7 +115,13 @@ mod tests {
         )
     }
 
-    fn due(trigger: Trigger, offset: u32, local: Option<&str>, t: &BookingTimes, tz: Tz) -> String {
+    fn due(
+        trigger: Trigger,
+        offset: u32,
+        local: Option<&str>,
+        t: &BookingTimes,
+        tz: &Zone,
+    ) -> String {
         due_at(&timing(trigger, offset, local), t, tz)
             .expect("due time known")
             .to_string()
@@ -121,7 +130,7 @@ mod tests {
     #[test]
     fn before_start_subtracts_the_offset_from_the_start() {
         assert_eq!(
-            due(Trigger::BeforeStart, 90, None, &visit(), TORONTO),
+            due(Trigger::BeforeStart, 90, None, &visit(), &TORONTO),
             "2026-06-10T12:30:00.000Z"
         );
     }
@@ -129,7 +138,7 @@ mod tests {
     #[test]
     fn after_end_adds_the_offset_to_the_end() {
         assert_eq!(
-            due(Trigger::AfterEnd, 3 * 24 * 60, None, &visit(), TORONTO),
+            due(Trigger::AfterEnd, 3 * 24 * 60, None, &visit(), &TORONTO),
             "2026-06-13T16:00:00.000Z"
         );
     }
@@ -137,7 +146,7 @@ mod tests {
     #[test]
     fn after_complete_adds_the_offset_to_the_completion() {
         assert_eq!(
-            due(Trigger::AfterComplete, 60, None, &visit(), TORONTO),
+            due(Trigger::AfterComplete, 60, None, &visit(), &TORONTO),
             "2026-06-10T17:30:00.000Z"
         );
     }
@@ -149,7 +158,7 @@ mod tests {
             ..visit()
         };
         let t = timing(Trigger::AfterComplete, 0, Some("09:00"));
-        assert_eq!(due_at(&t, &open, TORONTO), None);
+        assert_eq!(due_at(&t, &open, &TORONTO), None);
     }
 
     #[test]
@@ -161,7 +170,7 @@ mod tests {
                 24 * 60,
                 Some("09:00"),
                 &visit(),
-                TORONTO
+                &TORONTO
             ),
             "2026-06-09T13:00:00.000Z"
         );
@@ -172,11 +181,11 @@ mod tests {
         // 02:00 UTC on June 11th is still June 10th (22:00) in Toronto.
         let late = times("2026-06-11T02:00:00Z", "2026-06-11T03:00:00Z", None);
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("08:00"), &late, TORONTO),
+            due(Trigger::BeforeStart, 0, Some("08:00"), &late, &TORONTO),
             "2026-06-10T12:00:00.000Z"
         );
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("08:00"), &late, LONDON),
+            due(Trigger::BeforeStart, 0, Some("08:00"), &late, &LONDON),
             "2026-06-11T07:00:00.000Z"
         );
     }
@@ -187,17 +196,17 @@ mod tests {
         let visit = times("2026-03-08T15:00:00Z", "2026-03-08T16:00:00Z", None);
         for local in ["02:00", "02:30", "02:59"] {
             assert_eq!(
-                due(Trigger::BeforeStart, 0, Some(local), &visit, TORONTO),
+                due(Trigger::BeforeStart, 0, Some(local), &visit, &TORONTO),
                 "2026-03-08T07:00:00.000Z",
                 "{local}"
             );
         }
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("03:00"), &visit, TORONTO),
+            due(Trigger::BeforeStart, 0, Some("03:00"), &visit, &TORONTO),
             "2026-03-08T07:00:00.000Z"
         );
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("01:59"), &visit, TORONTO),
+            due(Trigger::BeforeStart, 0, Some("01:59"), &visit, &TORONTO),
             "2026-03-08T06:59:00.000Z"
         );
     }
@@ -207,13 +216,13 @@ mod tests {
         // Toronto, 2026-11-01: 02:00 EDT becomes 01:00 EST; 01:30 EDT is 05:30 UTC.
         let visit = times("2026-11-01T15:00:00Z", "2026-11-01T16:00:00Z", None);
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("01:30"), &visit, TORONTO),
+            due(Trigger::BeforeStart, 0, Some("01:30"), &visit, &TORONTO),
             "2026-11-01T05:30:00.000Z"
         );
         // London, 2026-10-25: 02:00 BST becomes 01:00 GMT; 01:15 BST is 00:15 UTC.
         let visit = times("2026-10-25T15:00:00Z", "2026-10-25T16:00:00Z", None);
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("01:15"), &visit, LONDON),
+            due(Trigger::BeforeStart, 0, Some("01:15"), &visit, &LONDON),
             "2026-10-25T00:15:00.000Z"
         );
     }
@@ -223,31 +232,31 @@ mod tests {
         // 2026-10-04 02:00 (+10:30) becomes 02:30 (+11): 02:15 runs at 02:30 = 15:30 UTC.
         let spring = times("2026-10-04T01:00:00Z", "2026-10-04T02:00:00Z", None);
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("02:15"), &spring, LORD_HOWE),
+            due(Trigger::BeforeStart, 0, Some("02:15"), &spring, &LORD_HOWE),
             "2026-10-03T15:30:00.000Z"
         );
         // 2026-04-05 02:00 (+11) becomes 01:30 (+10:30): 01:45 runs at the +11 one.
         let autumn = times("2026-04-05T01:00:00Z", "2026-04-05T02:00:00Z", None);
         assert_eq!(
-            due(Trigger::BeforeStart, 0, Some("01:45"), &autumn, LORD_HOWE),
+            due(Trigger::BeforeStart, 0, Some("01:45"), &autumn, &LORD_HOWE),
             "2026-04-04T14:45:00.000Z"
         );
     }
 
     /// The local dates in `year` on which `tz` changes its UTC offset.
-    fn transition_days(tz: Tz, year: i32) -> Vec<NaiveDate> {
+    fn transition_days(tz: &Zone, year: i32) -> Vec<NaiveDate> {
         let mut days = Vec::new();
         let start = NaiveDate::from_ymd_opt(year, 1, 1)
             .expect("valid date")
             .and_hms_opt(0, 0, 0)
             .expect("valid time")
             .and_utc();
-        let mut previous = start.with_timezone(&tz).offset().fix();
+        let mut previous = start.with_timezone(tz).offset().fix();
         for step in 1..=(366 * 24 * 4) {
             let instant = start + TimeDelta::minutes(15 * step);
-            let offset = instant.with_timezone(&tz).offset().fix();
+            let offset = instant.with_timezone(tz).offset().fix();
             if offset != previous {
-                days.push(instant.with_timezone(&tz).date_naive());
+                days.push(instant.with_timezone(tz).date_naive());
                 previous = offset;
             }
         }
@@ -256,7 +265,7 @@ mod tests {
 
     #[test]
     fn every_local_time_on_every_transition_day_gives_a_valid_instant() {
-        for tz in [TORONTO, LONDON, SYDNEY, LORD_HOWE] {
+        for tz in [&*TORONTO, &*LONDON, &*SYDNEY, &*LORD_HOWE] {
             for year in 2025..=2028 {
                 let days = transition_days(tz, year);
                 assert_eq!(days.len(), 2, "{tz} {year}: {days:?}");
@@ -275,7 +284,7 @@ mod tests {
                         let text = wanted.format("%H:%M").to_string();
                         let t = timing(Trigger::BeforeStart, 0, Some(&text));
                         let got = due_at(&t, &visit, tz).expect("always an instant");
-                        let local = got.as_datetime().with_timezone(&tz);
+                        let local = got.as_datetime().with_timezone(tz);
                         assert_eq!(local.date_naive(), day, "{tz} {day} {text}");
                         if tz
                             .from_local_datetime(&day.and_time(wanted))
@@ -291,7 +300,7 @@ mod tests {
                             // In the gap: the first instant after it, where the offset changed.
                             assert!(local.time() > wanted, "{tz} {day} {text}");
                             let before =
-                                (got.as_datetime() - TimeDelta::seconds(1)).with_timezone(&tz);
+                                (got.as_datetime() - TimeDelta::seconds(1)).with_timezone(tz);
                             assert!(before.time() < wanted, "{tz} {day} {text}");
                             assert_ne!(before.offset().fix(), local.offset().fix());
                         }
@@ -302,15 +311,15 @@ mod tests {
         }
     }
 
-    fn arb_zone() -> impl Strategy<Value = Tz> {
+    fn arb_zone() -> impl Strategy<Value = Zone> {
         prop_oneof![
-            Just(TORONTO),
-            Just(LONDON),
-            Just(SYDNEY),
-            Just(LORD_HOWE),
-            Just(chrono_tz::UTC),
-            Just(chrono_tz::Asia::Kolkata),
-            Just(chrono_tz::America::St_Johns),
+            Just(TORONTO.clone()),
+            Just(LONDON.clone()),
+            Just(SYDNEY.clone()),
+            Just(LORD_HOWE.clone()),
+            Just(Zone::utc()),
+            Just(zone("Asia/Kolkata")),
+            Just(zone("America/St_Johns")),
         ]
     }
 
@@ -352,7 +361,7 @@ mod tests {
                     offset: Offset::from_minutes(i64::from(offset)).expect("valid"),
                     local_time,
                 };
-                due_at(&t, &visit, tz).expect("known")
+                due_at(&t, &visit, &tz).expect("known")
             };
             match trigger {
                 Trigger::BeforeStart => prop_assert!(at(large) <= at(small)),
@@ -372,8 +381,8 @@ mod tests {
             let local_time = LocalTime::parse(&format!("{hour:02}:{minute:02}")).expect("valid");
             let plain = Timing { trigger, offset: Offset::from_minutes(i64::from(offset)).expect("valid"), local_time: None };
             let moved = Timing { local_time: Some(local_time), ..plain };
-            let plain = due_at(&plain, &visit, tz).expect("known").as_datetime().with_timezone(&tz);
-            let moved = due_at(&moved, &visit, tz).expect("known").as_datetime().with_timezone(&tz);
+            let plain = due_at(&plain, &visit, &tz).expect("known").as_datetime().with_timezone(&tz);
+            let moved = due_at(&moved, &visit, &tz).expect("known").as_datetime().with_timezone(&tz);
             prop_assert_eq!(plain.date_naive(), moved.date_naive());
             // Equal to the wanted time, or later only when it fell into a gap.
             let wanted = NaiveTime::from_hms_opt(u32::from(hour), u32::from(minute), 0).expect("valid");

@@ -3,7 +3,7 @@
 
 use mio_tests::{TestApp, assert_documented, workspace_root};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Every `[[trigger.http]]` route of the application manifest.
@@ -320,5 +320,167 @@ fn the_manifest_keeps_to_what_spin_3_0_accepts() {
                 "variable {name} has `{key}`, which Spin 3.0 does not accept"
             );
         }
+    }
+}
+
+/// The schema a `$ref` (or a schema) stands for, and the parts it is made of (`allOf`).
+fn parts<'a>(doc: &'a Value, schema: &'a Value) -> Vec<&'a Value> {
+    let resolve = |mut node: &'a Value| {
+        while let Some(reference) = node["$ref"].as_str() {
+            node = doc
+                .pointer(reference.trim_start_matches('#'))
+                .expect("resolves");
+        }
+        node
+    };
+    let schema = resolve(schema);
+    let mut found = vec![schema];
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        found.extend(parts(doc, part));
+    }
+    found
+}
+
+/// Whether no value can match both `a` and `b`, by what tells them apart at a glance: their JSON
+/// types, a `const` of one property, or a property one requires and the other forbids.
+fn exclusive(doc: &Value, a: &Value, b: &Value) -> bool {
+    let (a, b) = (parts(doc, a), parts(doc, b));
+    let types = |parts: &[&Value]| -> Option<BTreeSet<String>> {
+        parts.iter().find_map(|part| match &part["type"] {
+            Value::String(t) => Some(BTreeSet::from([t.clone()])),
+            Value::Array(ts) => Some(
+                ts.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+    };
+    if let (Some(ta), Some(tb)) = (types(&a), types(&b))
+        && ta.is_disjoint(&tb)
+    {
+        return true;
+    }
+    let constant = |parts: &[&Value], name: &str| {
+        parts
+            .iter()
+            .find_map(|part| part["properties"][name].get("const").cloned())
+    };
+    let required = |parts: &[&Value]| -> BTreeSet<String> {
+        parts
+            .iter()
+            .flat_map(|part| part["required"].as_array().into_iter().flatten())
+            .filter_map(|name| name.as_str().map(str::to_owned))
+            .collect()
+    };
+    let forbids = |parts: &[&Value], name: &str| {
+        parts
+            .iter()
+            .any(|part| part["additionalProperties"] == false)
+            && !parts
+                .iter()
+                .any(|part| part["properties"].get(name).is_some())
+    };
+    let declared = |parts: &[&Value], name: &str| {
+        let property: Vec<&Value> = parts.iter().map(|part| &part["properties"][name]).collect();
+        types(&property)
+    };
+    let (ra, rb) = (required(&a), required(&b));
+    ra.intersection(&rb).any(|name| {
+        matches!((constant(&a, name), constant(&b, name)), (Some(x), Some(y)) if x != y)
+    }) || ra.iter().any(|name| forbids(&b, name))
+        || rb.iter().any(|name| forbids(&a, name))
+        // A field one requires, whose type the two declare apart.
+        || ra.union(&rb).any(|name| {
+            matches!((declared(&a, name), declared(&b, name)), (Some(x), Some(y)) if x.is_disjoint(&y))
+        })
+}
+
+/// Every `oneOf` in `node` (with where it is).
+fn one_ofs<'a>(node: &'a Value, at: String, out: &mut Vec<(String, &'a Vec<Value>)>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("oneOf", Value::Array(alternatives)) => out.push((at.clone(), alternatives)),
+                    _ => one_ofs(value, format!("{at}/{key}"), out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, value) in items.iter().enumerate() {
+                one_ofs(value, format!("{at}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A `oneOf` whose alternatives overlap makes a valid answer invalid: a validation problem was
+/// both a `ValidationError` and a `Problem` (Schemathesis, `scripts/fuzz-api`). Each pair of
+/// alternatives must be told apart by type, a `const` (`type` of a problem) or a field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alternatives_of_every_one_of_exclude_each_other() {
+    let app = TestApp::spawn().await;
+    let doc = served_document(&app).await;
+    let mut found = Vec::new();
+    one_ofs(&doc, String::new(), &mut found);
+    assert!(!found.is_empty());
+    for (at, alternatives) in found {
+        for (i, a) in alternatives.iter().enumerate() {
+            for b in &alternatives[i + 1..] {
+                assert!(
+                    exclusive(&doc, a, b),
+                    "{at}: {a} and {b} can both match one value"
+                );
+            }
+        }
+    }
+    // Both kinds of 400 the JSON routes answer match the branch that names them.
+    let (_, token) = app.create_account("Problems").await;
+    for (body, kind) in [
+        (json!({"name": ""}), "/problems/validation"),
+        (json!(["Ada"]), "/problems/malformed-json"),
+    ] {
+        let (status, problem) = app
+            .call(Method::POST, "/api/v1/customers", Some(&token), Some(body))
+            .await;
+        assert_eq!((status, &problem["type"]), (400, &json!(kind)), "{problem}");
+        assert_documented(&doc, &Method::POST, "/api/v1/customers", status, &problem);
+    }
+}
+
+/// The document lists the time zones an account may be created in (`TimeZoneName`): each of
+/// them is one the API accepts, and a name outside the list is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_time_zone_the_document_lists_opens_an_account() {
+    use futures::StreamExt;
+    let app = TestApp::spawn().await;
+    let doc = served_document(&app).await;
+    let zones: Vec<&str> = doc["components"]["schemas"]["TimeZoneName"]["enum"]
+        .as_array()
+        .expect("an enum of zone names")
+        .iter()
+        .map(|zone| zone.as_str().expect("a name"))
+        .collect();
+    assert!(zones.contains(&"America/Toronto") && zones.len() > 400);
+    let create = |timezone: &str| {
+        let request = app
+            .client
+            .post(app.url("/api/v1/admin/accounts"))
+            .bearer_auth(mio_tests::ADMIN_TOKEN)
+            .json(&json!({"name": "Zoned", "timezone": timezone}));
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    let refused: Vec<(&str, u16)> = futures::stream::iter(zones.iter().copied())
+        .map(|zone| async move { (zone, create(zone).await) })
+        .buffer_unordered(8)
+        .filter(|(_, status)| std::future::ready(*status != 201))
+        .collect()
+        .await;
+    assert!(refused.is_empty(), "listed but refused: {refused:?}");
+    for unlisted in ["Mars/Olympus_Mons", "america/toronto", "UTC+1"] {
+        assert!(!zones.contains(&unlisted));
+        assert_eq!(create(unlisted).await, 400, "{unlisted}");
     }
 }

@@ -325,7 +325,7 @@ async fn another_accounts_customer_answers_404_and_a_bad_body_400() {
     let fake = FakeStripe::start().await;
     let app = app_with(&fake).await;
     let doc = openapi(&app).await;
-    let (_, theirs) = setup(&app, true, Some(STRIPE_CUSTOMER)).await;
+    let (_, theirs) = setup(&app, false, Some(STRIPE_CUSTOMER)).await;
     let (token, mine) = setup(&app, true, Some(STRIPE_CUSTOMER)).await;
     let (status, _) = put_card(&app, &doc, &token, &theirs, "pm_visa").await;
     assert_eq!(status, 404);
@@ -340,4 +340,40 @@ async fn another_accounts_customer_answers_404_and_a_bad_body_400() {
     assert_documented(&doc, &Method::PUT, ROUTE, status, &problem);
     assert_eq!(status, 400, "{problem}");
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_api_serves_the_card_and_the_customer_api_has_no_outbound_access() {
+    let fake = FakeStripe::start().await;
+    fake.add_payment_method(
+        Some(ACCT),
+        STRIPE_CUSTOMER,
+        "pm_visa",
+        "visa",
+        "4242",
+        12,
+        2030,
+    );
+    let app = app_with(&fake).await;
+    let doc = openapi(&app).await;
+    let (token, id) = setup(&app, true, Some(STRIPE_CUSTOMER)).await;
+    let before = app.calls_after("card-api", 0).await;
+    let (status, customer) = put_card(&app, &doc, &token, &id, "pm_visa").await;
+    assert_eq!(status, 200, "{customer}");
+    let after = app.calls_after("card-api", before.invocations + 1).await;
+    assert_eq!(
+        after.calls.outbound_http - before.calls.outbound_http,
+        1,
+        "the one Stripe lookup"
+    );
+    get_customer(&app, &doc, &token, &id).await;
+    // Account, MioPay, customer, and the customer read back: none went out.
+    let customer_api = app.calls_after("customer-api", 4).await;
+    assert_eq!(customer_api.calls.outbound_http, 0);
+    // And it could not: the component holding the customer list may reach no host.
+    let text =
+        std::fs::read_to_string(mio_tests::workspace_root().join("spin.toml")).expect("spin.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("spin.toml is TOML");
+    let hosts = &manifest["component"]["customer-api"]["allowed_outbound_hosts"];
+    assert_eq!(hosts.as_array().map(Vec::len), Some(0), "{hosts}");
 }

@@ -224,3 +224,86 @@ async fn enabling_miopay_needs_a_stripe_account_id() {
         "turning it off keeps the account id"
     );
 }
+
+/// Whoever names a connected account can charge through it with the platform's key, so a
+/// Stripe account another business already has is refused, and nothing of either changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripe_account_serves_one_business() {
+    let app = TestApp::spawn().await;
+    let (first, second) = (account(&app).await, account(&app).await);
+    let put = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                "/api/v1/settings/miopay",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, _) = put(
+        first.clone(),
+        json!({"enabled": true, "stripe_account_id": "acct_1Shared"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        second.clone(),
+        json!({"enabled": true, "stripe_account_id": "acct_1Own"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    for body in [
+        json!({"enabled": true, "stripe_account_id": "acct_1Shared"}),
+        json!({"enabled": false, "stripe_account_id": "acct_1Shared"}),
+    ] {
+        let (status, problem) = put(second.clone(), body).await;
+        assert_eq!(status, 409, "{problem}");
+        assert_eq!(problem["type"], "/problems/conflict");
+    }
+    let miopay = |token: String| {
+        let app = &app;
+        async move {
+            app.call(Method::GET, "/api/v1/settings/miopay", Some(&token), None)
+                .await
+        }
+    };
+    assert_eq!(
+        miopay(second.clone()).await,
+        (
+            200,
+            json!({"enabled": true, "stripe_account_id": "acct_1Own", "ready": true})
+        ),
+        "the refused request changed nothing"
+    );
+    assert_eq!(
+        miopay(first.clone()).await.1["stripe_account_id"],
+        "acct_1Shared"
+    );
+
+    // Once the first business lets it go, the other may connect it; naming its own account
+    // again, or turning MioPay off without naming one, is never refused.
+    let (status, _) = put(
+        first.clone(),
+        json!({"enabled": false, "stripe_account_id": null}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        second.clone(),
+        json!({"enabled": true, "stripe_account_id": "acct_1Shared"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        second.clone(),
+        json!({"enabled": true, "stripe_account_id": "acct_1Shared"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(first, json!({"enabled": false})).await;
+    assert_eq!(status, 200);
+}

@@ -2,9 +2,15 @@
 //!
 //! The order is deliberate: an unknown route or method is answered before credentials are
 //! checked, and credentials before the body is read, so strangers cannot make us buffer it.
+//!
+//! The creating POSTs run under the request's `Idempotency-Key` ([`Keyed`], read before the
+//! body): a retry of the same request replays the first answer. Their writes commit with their
+//! answer in one transaction (this component calls no other service; the card routes, which
+//! call Stripe between their writes, are the `card-api` component's).
 
 use crate::handlers;
-use crate::router::{self, Route, RouteError};
+use crate::router::{self, Route};
+use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_platform::system as platform;
 use mio_platform::{ApiError, Caller, Incoming, Media, SpinDb, auth, db};
 use mio_shared::{Account, AccountId, ApiToken, CustomerId, Timestamp};
@@ -19,10 +25,7 @@ pub async fn handle(request: IncomingRequest) -> Response {
 }
 
 async fn serve(request: Incoming) -> Result<Response, ApiError> {
-    let route = router::resolve(&request.method, &request.path).map_err(|error| match error {
-        RouteError::NotFound(detail) => ApiError::NotFound(detail),
-        RouteError::MethodNotAllowed(allow) => ApiError::MethodNotAllowed(allow),
-    })?;
+    let route = router::resolve(&request.method, &request.path)?;
     let now = platform::now()?;
     match route {
         Route::CreateAccount => {
@@ -48,13 +51,17 @@ async fn serve_account(
     route: Route,
     now: Timestamp,
 ) -> Result<Response, ApiError> {
+    let account_id = account.id.as_str();
     match route {
         Route::CreateAccount => Err(ApiError::NotFound("There is no such route in this API.")),
         Route::ListCustomers => handlers::customers::list(db, account, &request.query),
         Route::CreateCustomer => {
+            let keyed = Keyed::of(&request)?;
             let body = request.json_body().await?;
-            let id = CustomerId::from_random(&platform::random_bytes()?);
-            handlers::customers::create(db, account, &body, id, now)
+            keyed.run(db, account_id, &body, Atomicity::Transaction, now, |_| {
+                let id = CustomerId::from_random(&platform::random_bytes()?);
+                handlers::customers::create(db, account, &body, id, now)
+            })
         }
         Route::GetCustomer(id) => handlers::customers::get(db, account, &id),
         Route::UpdateCustomer(id) => {
@@ -63,26 +70,41 @@ async fn serve_account(
         }
         Route::DeleteCustomer(id) => handlers::customers::delete(db, account, &id, now),
         Route::ImportCustomers => {
+            let keyed = Keyed::of(&request)?;
             let (media, body) = request
                 .body(
                     &[Media::Csv, Media::Json],
                     handlers::import::MAX_IMPORT_BYTES,
                 )
                 .await?;
-            handlers::import::import(db, account, media, &body, now)
+            keyed.run(db, account_id, &body, Atomicity::Transaction, now, |_| {
+                handlers::import::import(db, account, media, &body, now)
+            })
         }
         Route::ListBookings => handlers::bookings::list(db, account, &request.query),
         Route::CreateBooking => {
+            let keyed = Keyed::of(&request)?;
             let body = request.json_body().await?;
-            handlers::bookings::create(db, account, &body, now)
+            keyed.run(db, account_id, &body, Atomicity::Transaction, now, |_| {
+                handlers::bookings::create(db, account, &body, now)
+            })
         }
         Route::GetBooking(id) => handlers::bookings::get(db, account, &id),
         Route::UpdateBooking(id) => {
             let body = request.json_body().await?;
             handlers::bookings::update(db, account, &id, &body, now)
         }
-        Route::CompleteBooking(id) => handlers::bookings::complete(db, account, &id, now),
-        Route::CancelBooking(id) => handlers::bookings::cancel(db, account, &id, now),
+        // No body: the key binds to the method and path.
+        Route::CompleteBooking(id) => {
+            Keyed::of(&request)?.run(db, account_id, &[], Atomicity::Transaction, now, |_| {
+                handlers::bookings::complete(db, account, &id, now)
+            })
+        }
+        Route::CancelBooking(id) => {
+            Keyed::of(&request)?.run(db, account_id, &[], Atomicity::Transaction, now, |_| {
+                handlers::bookings::cancel(db, account, &id, now)
+            })
+        }
         Route::BookingAutomations(id) => handlers::bookings::automations(db, account, &id),
         Route::GetAutomationSettings => handlers::settings::get_rules(db, account),
         Route::PutAutomationSettings => {
@@ -98,18 +120,6 @@ async fn serve_account(
         Route::PutNotifications => {
             let body = request.json_body().await?;
             handlers::notifications::put(db, account, &body, now)
-        }
-        Route::PutPaymentMethod(id) => {
-            let body = request.json_body().await?;
-            handlers::payment_methods::put(db, account, &id, &body, now).await
-        }
-        Route::RequestPaymentMethod(id) => {
-            let key = request.idempotency_key.first().cloned();
-            let body = request.json_body().await?;
-            handlers::payment_method_requests::create(db, account, &id, &body, key.as_deref(), now)
-        }
-        Route::ListPaymentMethodRequests(id) => {
-            handlers::payment_method_requests::list(db, account, &id, &request.query, now)
         }
         Route::CustomerActivity(id) => {
             handlers::activity::of_customer(db, account, &id, &request.query)

@@ -2,7 +2,10 @@
 //! bookings and the account's automation settings, over HTTP.
 //!
 //! A thin shell: it parses requests into the core's types (`mio_shared`), reads and writes
-//! Spin SQLite, and maps errors to problem responses. It makes no business decisions itself.
+//! Spin SQLite, and maps errors to problem responses. It makes no business decisions itself,
+//! and no outbound requests: the customer's card on file (which asks Stripe and sends links)
+//! is the `card-api` component's, so the component that holds the customer list has no
+//! outbound network access.
 //! This file is only the entry point; see `app` for the request pipeline.
 
 mod app;

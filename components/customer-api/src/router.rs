@@ -1,7 +1,10 @@
 //! Maps a method and path to one of this component's routes.
 
+use mio_platform::routing::{API_PREFIX, NO_ROUTE, customer};
 use mio_shared::{BookingId, CustomerId};
 use spin_sdk::http::Method;
+
+pub use mio_platform::routing::RouteError;
 
 /// Every route this component serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +49,6 @@ pub enum Route {
     GetNotifications,
     /// `PUT /api/v1/settings/notifications`
     PutNotifications,
-    /// `PUT /api/v1/customers/{id}/payment-method`
-    PutPaymentMethod(CustomerId),
-    /// `POST /api/v1/customers/{id}/payment-method-requests`
-    RequestPaymentMethod(CustomerId),
-    /// `GET /api/v1/customers/{id}/payment-method-requests`
-    ListPaymentMethodRequests(CustomerId),
     /// `GET /api/v1/customers/{id}/activity`
     CustomerActivity(CustomerId),
     /// `GET /api/v1/activity`
@@ -60,20 +57,8 @@ pub enum Route {
     ListFeedback,
 }
 
-/// Why no route matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteError {
-    /// No such path here (including a customer path whose id cannot be a customer id).
-    NotFound(&'static str),
-    /// The path exists with other methods, listed for the `Allow` header.
-    MethodNotAllowed(&'static [&'static str]),
-}
-
-const API_PREFIX: &str = "/api/v1/";
-
 /// Resolves a request path (without query) and method.
 pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
-    const NO_ROUTE: RouteError = RouteError::NotFound("There is no such route in this API.");
     let rest = path.strip_prefix(API_PREFIX).ok_or(NO_ROUTE)?;
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
@@ -91,24 +76,12 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
             _ => Err(RouteError::MethodNotAllowed(&["POST"])),
         },
         ["customers", id, rest @ ..] if rest.len() <= 1 => {
-            // A segment that cannot be a customer id names no resource, whatever the method.
-            let id = CustomerId::parse(id).map_err(|_| {
-                RouteError::NotFound("No customer has this id (customer ids look like cus_…).")
-            })?;
+            let id = customer(id)?;
             match (rest, method) {
                 ([], Method::Get) => Ok(Route::GetCustomer(id)),
                 ([], Method::Patch) => Ok(Route::UpdateCustomer(id)),
                 ([], Method::Delete) => Ok(Route::DeleteCustomer(id)),
                 ([], _) => Err(RouteError::MethodNotAllowed(&["GET", "PATCH", "DELETE"])),
-                (["payment-method"], Method::Put) => Ok(Route::PutPaymentMethod(id)),
-                (["payment-method"], _) => Err(RouteError::MethodNotAllowed(&["PUT"])),
-                (["payment-method-requests"], Method::Post) => Ok(Route::RequestPaymentMethod(id)),
-                (["payment-method-requests"], Method::Get) => {
-                    Ok(Route::ListPaymentMethodRequests(id))
-                }
-                (["payment-method-requests"], _) => {
-                    Err(RouteError::MethodNotAllowed(&["GET", "POST"]))
-                }
                 (["activity"], Method::Get) => Ok(Route::CustomerActivity(id)),
                 (["activity"], _) => Err(RouteError::MethodNotAllowed(&["GET"])),
                 _ => Err(NO_ROUTE),
@@ -199,10 +172,6 @@ mod tests {
             Ok(Route::CreateAccount)
         );
         assert_eq!(
-            resolve(&Method::Put, &format!("{path}/payment-method")),
-            Ok(Route::PutPaymentMethod(id()))
-        );
-        assert_eq!(
             resolve(&Method::Get, &format!("{path}/activity")),
             Ok(Route::CustomerActivity(id()))
         );
@@ -273,6 +242,25 @@ mod tests {
             resolve(&Method::Get, "/api/v1/admin/accounts"),
             Err(RouteError::MethodNotAllowed(&["POST"]))
         );
+    }
+
+    #[test]
+    fn card_routes_are_not_served_here() {
+        // The `card-api` component serves them: spin.toml routes them there.
+        let path = format!("/api/v1/customers/{}", id());
+        for (method, suffix) in [
+            (Method::Put, "payment-method"),
+            (Method::Post, "payment-method-requests"),
+            (Method::Get, "payment-method-requests"),
+        ] {
+            assert!(
+                matches!(
+                    resolve(&method, &format!("{path}/{suffix}")),
+                    Err(RouteError::NotFound(_))
+                ),
+                "{suffix}"
+            );
+        }
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn visit(link: &Link) -> Visit<'_> {
         business: &link.business,
         service: &link.service,
         start_at: link.start_at,
-        timezone: link.timezone,
+        timezone: &link.timezone,
     }
 }
 

@@ -5,7 +5,7 @@
 //! us buffer it.
 
 use crate::handlers;
-use crate::router::{self, Route, RouteError};
+use crate::router::{self, Route};
 use mio_platform::{ApiError, Caller, Incoming, SpinDb, auth, system};
 use mio_shared::Timestamp;
 use spin_sdk::http::{IncomingRequest, Response};
@@ -19,10 +19,7 @@ pub async fn handle(request: IncomingRequest) -> Response {
 }
 
 async fn serve(request: Incoming) -> Result<Response, ApiError> {
-    let route = router::resolve(&request.method, &request.path).map_err(|error| match error {
-        RouteError::NotFound(detail) => ApiError::NotFound(detail),
-        RouteError::MethodNotAllowed(allow) => ApiError::MethodNotAllowed(allow),
-    })?;
+    let route = router::resolve(&request.method, &request.path)?;
     match route {
         Route::OpenApi => Ok(handlers::openapi::get()),
         Route::View(id) => {

@@ -1,8 +1,11 @@
 //! Maps a method and path to one of this component's routes.
 
+use mio_platform::routing::{API_PREFIX, NO_ROUTE, customer};
 use mio_shared::CustomerId;
 use mio_shared::rules::Automation;
 use spin_sdk::http::Method;
+
+pub use mio_platform::routing::RouteError;
 
 /// Every route this component serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +20,6 @@ pub enum Route {
     History(CustomerId, Automation),
 }
 
-/// Why no route matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteError {
-    /// No such path here (including an id or automation that cannot exist).
-    NotFound(&'static str),
-    /// The path exists with other methods, listed for the `Allow` header.
-    MethodNotAllowed(&'static [&'static str]),
-}
-
-const API_PREFIX: &str = "/api/v1/";
-const NO_ROUTE: RouteError = RouteError::NotFound("There is no such route in this API.");
-const NO_CUSTOMER: RouteError =
-    RouteError::NotFound("No customer has this id (customer ids look like cus_…).");
 const NO_AUTOMATION: RouteError =
     RouteError::NotFound("There is no such automation (use `payment` or `feedback`).");
 
@@ -55,11 +45,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
     }
 }
 
-// A segment that cannot name a resource is "not found", whatever the method.
-fn customer(segment: &str) -> Result<CustomerId, RouteError> {
-    CustomerId::parse(segment).map_err(|_| NO_CUSTOMER)
-}
-
+// A segment that cannot name a resource is "not found", whatever the method (customer ids:
+// `mio_platform::routing::customer`).
 fn automation(segment: &str) -> Result<Automation, RouteError> {
     Automation::parse(segment).ok_or(NO_AUTOMATION)
 }

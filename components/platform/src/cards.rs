@@ -1,7 +1,7 @@
 //! Customers' primary cards and what Stripe changes about them later, shared by the customer
-//! API (a card added by id) and the webhook (a card saved through Checkout, detached, updated;
-//! a Stripe customer deleted; refunds; whether the connected account can charge). One
-//! statement per write, each scoped to the account.
+//! API (a customer shows its card), the card API (a card added by id) and the webhook (a card
+//! saved through Checkout, detached, updated; a Stripe customer deleted; refunds; whether the
+//! connected account can charge). One statement per write, each scoped to the account.
 
 use anyhow::Context;
 use mio_shared::customer::PaymentMethodSummary;
@@ -23,6 +23,10 @@ const UPSERT_PAYMENT_METHOD: &str = "INSERT INTO payment_methods (customer_id, a
        exp_year = excluded.exp_year, updated_at = excluded.updated_at \
      WHERE payment_methods.account_id = excluded.account_id \
      RETURNING customer_id";
+
+const SELECT_PAYMENT_METHOD: &str = "SELECT payment_method_id AS pm_id, brand AS pm_brand, \
+     last4 AS pm_last4, exp_month AS pm_exp_month, exp_year AS pm_exp_year \
+     FROM payment_methods WHERE account_id = ?1 AND customer_id = ?2";
 
 const SELECT_EXPIRY: &str = "SELECT exp_month, exp_year FROM payment_methods \
      WHERE account_id = ?1 AND customer_id = ?2";
@@ -87,6 +91,38 @@ pub fn store(
         )
         .context("storing a primary payment method")?;
     Ok(!result.rows.is_empty())
+}
+
+/// The customer's primary card, if any.
+pub fn primary_card(
+    db: &impl Sql,
+    account_id: &str,
+    customer: &CustomerId,
+) -> anyhow::Result<Option<PaymentMethodSummary>> {
+    let result = db
+        .execute(
+            SELECT_PAYMENT_METHOD,
+            &[text(account_id), text(customer.as_str())],
+        )
+        .context("reading a primary payment method")?;
+    match Record::all(&result).next() {
+        Some(row) => summary_from(&row),
+        None => Ok(None),
+    }
+}
+
+/// The `pm_*` columns of a row (all NULL when a LEFT JOIN found no card).
+pub fn summary_from(row: &Record<'_>) -> anyhow::Result<Option<PaymentMethodSummary>> {
+    let Some(id) = row.optional_text("pm_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(PaymentMethodSummary {
+        id,
+        brand: row.text("pm_brand")?,
+        last4: row.text("pm_last4")?,
+        exp_month: u8::try_from(row.integer("pm_exp_month")?).context("exp_month")?,
+        exp_year: u16::try_from(row.integer("pm_exp_year")?).context("exp_year")?,
+    }))
 }
 
 /// The expiry (month, year) of the customer's primary card; `None` without one.

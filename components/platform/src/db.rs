@@ -2,7 +2,11 @@
 //!
 //! Portability rules (the same code runs on SQLite files and on libSQL/Turso): each `execute`
 //! is one statement; no transaction spans several calls; every write that must be atomic is a
-//! single statement (with `RETURNING` where the caller needs the row).
+//! single statement (with `RETURNING` where the caller needs the row). One exception, in one
+//! place: a creating route run under an `Idempotency-Key` commits its writes and its stored
+//! answer in one `BEGIN IMMEDIATE` … `COMMIT` on the request's connection
+//! ([`crate::idempotency`]). Spin keeps one connection per `open` (libSQL's remote client holds
+//! one Hrana stream open for a transaction), so the statements in between belong to it.
 
 use crate::migrations;
 use anyhow::{Context, anyhow};
@@ -130,6 +134,16 @@ impl<'a> Record<'a> {
     pub fn timestamp(&self, column: &str) -> anyhow::Result<Timestamp> {
         let text = self.text(column)?;
         Timestamp::parse(&text).with_context(|| format!("column `{column}` holds {text:?}"))
+    }
+
+    /// A nullable BLOB column (a TEXT value reads as its UTF-8 bytes).
+    pub fn optional_blob(&self, column: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match self.value(column)? {
+            Value::Blob(bytes) => Ok(Some(bytes.clone())),
+            Value::Text(text) => Ok(Some(text.clone().into_bytes())),
+            Value::Null => Ok(None),
+            other => Err(anyhow!("column `{column}` is not a blob: {other:?}")),
+        }
     }
 
     /// A nullable integer column.

@@ -30,6 +30,11 @@ pub enum ApiError {
     Conflict(String),
     /// Our fault: storage, randomness, clock. Logged, never shown.
     Internal(anyhow::Error),
+    /// The request's `Idempotency-Key` was used, within its 24 hours, for another request.
+    IdempotencyKeyReused,
+    /// The request's `Idempotency-Key` is held by a run of its first request that has not
+    /// answered yet.
+    IdempotencyKeyInUse,
     /// A service we call (Stripe) failed or could not be reached; nothing was changed. The
     /// detail is shown; the cause goes to the log.
     BadGateway {
@@ -51,7 +56,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::IdempotencyKeyInUse => 409,
+            ApiError::IdempotencyKeyReused => 422,
             ApiError::Internal(_) => 500,
             ApiError::BadGateway { .. } => 502,
         }
@@ -69,6 +75,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ProblemType::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::Conflict(_) => ProblemType::Conflict,
+            ApiError::IdempotencyKeyReused => ProblemType::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInUse => ProblemType::IdempotencyKeyInUse,
             ApiError::Internal(_) => ProblemType::Internal,
             ApiError::BadGateway { .. } => ProblemType::UpstreamUnavailable,
         }
@@ -116,6 +124,23 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Conflict(detail) => (Problem::new(kind, detail), vec![]),
+            ApiError::IdempotencyKeyReused => (
+                Problem::new(
+                    kind,
+                    "This Idempotency-Key was used in the last 24 hours for another request \
+                     (another method, path or body); nothing was done. Send a new key for a \
+                     new request.",
+                ),
+                vec![],
+            ),
+            ApiError::IdempotencyKeyInUse => (
+                Problem::new(
+                    kind,
+                    "The first request with this Idempotency-Key is still running; nothing was \
+                     done. Retry in a moment to get its answer.",
+                ),
+                vec![],
+            ),
             ApiError::Internal(cause) => {
                 // Spin prefixes component output with the component id in its logs.
                 eprintln!("internal error: {cause:#}");
@@ -165,6 +190,8 @@ mod tests {
             ApiError::PayloadTooLarge(1),
             ApiError::UnsupportedMediaType("application/json"),
             ApiError::Conflict(String::new()),
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInUse,
             ApiError::Internal(anyhow::anyhow!("boom")),
             ApiError::BadGateway {
                 detail: "",

@@ -424,6 +424,29 @@ const CREATE_FEEDBACK_RATING_ACTIVITY: &str = "CREATE TRIGGER IF NOT EXISTS \
 // https://www.sqlite.org/wal.html
 const JOURNAL_MODE_WAL: &str = "PRAGMA journal_mode = WAL";
 
+// Version 8: `Idempotency-Key` on the creating POSTs (issue #12; the rules are the core's
+// `mio_shared::idempotency`). One row per account and key: the request it is bound to
+// (`fingerprint`), its first use (the 24 hours count from there), the run holding it (`owner`,
+// random per claim, and `started_at`), and once answered the answer itself. A route's writes and
+// its answer commit in one transaction (`crate::idempotency`), so nothing is created without
+// its answer being stored. Instants are Unix milliseconds.
+const CREATE_IDEMPOTENCY_KEYS: &str = "CREATE TABLE IF NOT EXISTS idempotency_keys (
+    account_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('in_progress', 'done', 'released')),
+    owner TEXT NOT NULL,
+    first_used_at INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    response_status INTEGER,
+    response_headers_json TEXT,
+    response_body BLOB,
+    PRIMARY KEY (account_id, idempotency_key)
+)";
+// The purge of expired keys reads the oldest first uses.
+const CREATE_IDEMPOTENCY_KEYS_BY_FIRST_USE: &str = "CREATE INDEX IF NOT EXISTS \
+     idempotency_keys_by_first_use ON idempotency_keys (first_used_at)";
+
 /// Statements whose failure does not stop a migration (the database keeps its own way).
 const BEST_EFFORT: &[&str] = &[JOURNAL_MODE_WAL];
 
@@ -503,6 +526,13 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 7,
         statements: &[JOURNAL_MODE_WAL],
+    },
+    Migration {
+        version: 8,
+        statements: &[
+            CREATE_IDEMPOTENCY_KEYS,
+            CREATE_IDEMPOTENCY_KEYS_BY_FIRST_USE,
+        ],
     },
 ];
 

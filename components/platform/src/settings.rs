@@ -41,13 +41,18 @@ const UPSERT_RULES: &str = "INSERT INTO account_settings \
      ON CONFLICT (account_id) DO UPDATE SET rules_json = excluded.rules_json, \
      rules_updated_at = excluded.rules_updated_at, updated_at = excluded.updated_at";
 
-// ?5 = 1 replaces the stored Stripe account id with ?3; 0 keeps it.
+// ?5 = 1 replaces the stored Stripe account id with ?3; 0 keeps it. A Stripe account already
+// connected to another Mio account is not taken: the statement then writes nothing and returns
+// no row. One statement, so two accounts claiming the same Stripe account at once cannot both
+// win.
 const UPSERT_MIOPAY: &str = "INSERT INTO account_settings \
-     (account_id, miopay_enabled, stripe_account_id, updated_at) VALUES (?1, ?2, ?3, ?4) \
+     (account_id, miopay_enabled, stripe_account_id, updated_at) SELECT ?1, ?2, ?3, ?4 \
+     WHERE NOT (?5 AND ?3 IS NOT NULL AND EXISTS (SELECT 1 FROM account_settings \
+                WHERE stripe_account_id = ?3 AND account_id <> ?1)) \
      ON CONFLICT (account_id) DO UPDATE SET miopay_enabled = excluded.miopay_enabled, \
      stripe_account_id = CASE WHEN ?5 THEN excluded.stripe_account_id \
                               ELSE account_settings.stripe_account_id END, \
-     updated_at = excluded.updated_at";
+     updated_at = excluded.updated_at RETURNING account_id";
 
 // Setting the Stripe account (re)connects it: what Stripe said about the old connection is
 // forgotten until Stripe says something about the new one.
@@ -95,6 +100,17 @@ pub fn store_rules(
     Ok(())
 }
 
+/// What [`store_miopay`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MiopayStored {
+    /// The state is stored.
+    Stored,
+    /// Nothing is stored: the Stripe account is connected to another Mio account. Whoever
+    /// names a connected account may charge through it, so one Stripe account serves one
+    /// business.
+    AccountTaken,
+}
+
 /// Stores the account's MioPay state (one statement, creating the settings row if needed).
 /// `stripe_account_id`: `None` keeps the stored id, `Some(id)` replaces it (`Some(None)`
 /// clears it).
@@ -104,21 +120,25 @@ pub fn store_miopay(
     enabled: bool,
     stripe_account_id: Option<Option<&str>>,
     now: Timestamp,
-) -> anyhow::Result<()> {
-    db.execute(
-        UPSERT_MIOPAY,
-        &[
-            text(account_id),
-            boolean(enabled),
-            optional_text(stripe_account_id.flatten()),
-            rfc3339(now),
-            boolean(stripe_account_id.is_some()),
-        ],
-    )
-    .context("storing the MioPay settings")?;
+) -> anyhow::Result<MiopayStored> {
+    let stored = db
+        .execute(
+            UPSERT_MIOPAY,
+            &[
+                text(account_id),
+                boolean(enabled),
+                optional_text(stripe_account_id.flatten()),
+                rfc3339(now),
+                boolean(stripe_account_id.is_some()),
+            ],
+        )
+        .context("storing the MioPay settings")?;
+    if stored.rows.is_empty() {
+        return Ok(MiopayStored::AccountTaken);
+    }
     if stripe_account_id.is_some() {
         db.execute(FORGET_READINESS, &[text(account_id)])
             .context("forgetting the old connection's readiness")?;
     }
-    Ok(())
+    Ok(MiopayStored::Stored)
 }

@@ -7,6 +7,4 @@ pub mod customers;
 pub mod feedback;
 pub mod import;
 pub mod notifications;
-pub mod payment_method_requests;
-pub mod payment_methods;
 pub mod settings;

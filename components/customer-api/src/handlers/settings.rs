@@ -4,7 +4,9 @@
 use crate::storage::Sql;
 use mio_platform::jobs::{ReplanScope, replan_bookings};
 use mio_platform::rules_body::{READ_ONLY_RULES_FIELDS, RulesBody};
-use mio_platform::settings::{AccountSettings, load_settings, store_miopay, store_rules};
+use mio_platform::settings::{
+    AccountSettings, MiopayStored, load_settings, store_miopay, store_rules,
+};
 use mio_platform::{ApiError, response};
 use mio_shared::rules::{
     AccountRules, DEFAULT_FEEDBACK_STALE_MINUTES, FeedbackRule, Offset, PaymentRule, Timing,
@@ -22,7 +24,7 @@ struct RulesView<'a> {
     /// defaults the UI proposes, and nothing runs.
     configured: bool,
     /// The account's IANA time zone (local times are in it).
-    timezone: &'static str,
+    timezone: &'a str,
     payment: &'a PaymentRule,
     feedback: &'a FeedbackRule,
 }
@@ -179,13 +181,19 @@ pub fn put_miopay(
         Patch::Clear => Some(None),
         Patch::Set(id) => Some(Some(id.as_str())),
     };
-    store_miopay(
+    let stored = store_miopay(
         db,
         account.id.as_str(),
         body.enabled.unwrap_or(false),
         stripe_account_id,
         now,
     )?;
+    if stored == MiopayStored::AccountTaken {
+        return Err(ApiError::Conflict(
+            "This Stripe account is connected to another Mio account; nothing was changed."
+                .to_owned(),
+        ));
+    }
     miopay_response(&settings_of(db, account)?)
 }
 

@@ -1,23 +1,20 @@
 //! The `customers` table. Every statement is scoped by `account_id`: a customer of another
-//! account is indistinguishable from one that does not exist.
+//! account is indistinguishable from one that does not exist. Reading one customer, and how a
+//! row reads, are the platform's (`mio_platform::customers`): the card API answers with
+//! customers too.
 
 use anyhow::{Context, anyhow};
+use mio_platform::cards::primary_card;
+use mio_platform::customers::{from_row, with_card};
 use mio_platform::db::{Record, Sql, boolean, optional_text, rfc3339, text};
 use mio_platform::jobs::{BULK_ROWS, list_placeholders, values_placeholders};
 use mio_shared::{
-    Customer, CustomerId, CustomerPatch, ListQuery, NewCustomer, Notifications, Patch, Timestamp,
-    fold,
+    Customer, CustomerId, CustomerPatch, ListQuery, NewCustomer, Patch, Timestamp, fold,
 };
 use spin_sdk::sqlite::Value;
 use std::collections::{HashMap, HashSet};
 
-/// The columns every query returns, in the order `customer_from` reads them by name.
-macro_rules! customer_columns {
-    () => {
-        "seq, id, name, email, phone, service_address, billing_address, notes, \
-         notify_email, notify_sms, stripe_customer_id, created_at, updated_at"
-    };
-}
+pub use mio_platform::customers::find;
 
 const INSERT_CUSTOMER: &str = concat!(
     "INSERT INTO customers (id, account_id, name, name_folded, email, email_folded, phone, \
@@ -25,36 +22,14 @@ const INSERT_CUSTOMER: &str = concat!(
      stripe_customer_id, created_at, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
      RETURNING ",
-    customer_columns!()
-);
-
-/// The customer columns qualified for a join with the primary card, which comes as `pm_*`
-/// (all NULL without a card).
-macro_rules! joined_columns {
-    () => {
-        "c.seq AS seq, c.id AS id, c.name AS name, c.email AS email, c.phone AS phone, \
-         c.service_address AS service_address, c.billing_address AS billing_address, \
-         c.notes AS notes, c.notify_email AS notify_email, c.notify_sms AS notify_sms, \
-         c.stripe_customer_id AS stripe_customer_id, c.created_at AS created_at, \
-         c.updated_at AS updated_at, pm.payment_method_id AS pm_id, pm.brand AS pm_brand, \
-         pm.last4 AS pm_last4, pm.exp_month AS pm_exp_month, pm.exp_year AS pm_exp_year"
-    };
-}
-
-// The card is looked up by its primary key, one probe per customer row.
-const SELECT_CUSTOMER: &str = concat!(
-    "SELECT ",
-    joined_columns!(),
-    " FROM customers c LEFT JOIN payment_methods pm \
-     ON pm.customer_id = c.id AND pm.account_id = c.account_id \
-     WHERE c.account_id = ?1 AND c.id = ?2"
+    mio_platform::customer_columns!()
 );
 
 // `?3` is a folded, LIKE-escaped `%text%` (or NULL for no filter); `?4` a `%digits%` pattern
 // for phone-like search text (or NULL).
 const LIST_CUSTOMERS: &str = concat!(
     "SELECT ",
-    joined_columns!(),
+    mio_platform::customer_card_columns!(),
     " FROM customers c LEFT JOIN payment_methods pm \
      ON pm.customer_id = c.id AND pm.account_id = c.account_id \
      WHERE c.account_id = ?1 AND c.seq > ?2 \
@@ -86,7 +61,7 @@ const UPDATE_CUSTOMER: &str = concat!(
      updated_at = ?22 \
      WHERE account_id = ?1 AND id = ?2 \
      RETURNING ",
-    customer_columns!()
+    mio_platform::customer_columns!()
 );
 
 const DELETE_CUSTOMER: &str =
@@ -127,14 +102,6 @@ pub fn insert(
     first(&result)?.ok_or_else(|| anyhow!("INSERT … RETURNING gave no row"))
 }
 
-/// The customer `id` of the account, if it exists.
-pub fn find(db: &impl Sql, account_id: &str, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
-    let result = db
-        .execute(SELECT_CUSTOMER, &[text(account_id), text(id.as_str())])
-        .context("reading a customer")?;
-    first_with_card(&result)
-}
-
 /// Up to `query.limit.fetch()` customers after the cursor, in creation order, with their
 /// sequence numbers (for the next cursor).
 pub fn list(
@@ -162,7 +129,7 @@ pub fn list(
         )
         .context("listing customers")?;
     Record::all(&result)
-        .map(|row| Ok((row.integer("seq")?, customer_with_card(&row)?)))
+        .map(|row| Ok((row.integer("seq")?, with_card(&row)?)))
         .collect()
 }
 
@@ -218,7 +185,7 @@ pub fn update(
     let Some(mut customer) = first(&result)? else {
         return Ok(None);
     };
-    customer.primary_payment_method = crate::storage::payment_methods::find(db, account_id, id)?;
+    customer.primary_payment_method = primary_card(db, account_id, id)?;
     Ok(Some(customer))
 }
 
@@ -465,42 +432,8 @@ fn run_import(
 fn first(result: &spin_sdk::sqlite::QueryResult) -> anyhow::Result<Option<Customer>> {
     Record::all(result)
         .next()
-        .map(|row| customer_from(&row))
+        .map(|row| from_row(&row))
         .transpose()
-}
-
-fn first_with_card(result: &spin_sdk::sqlite::QueryResult) -> anyhow::Result<Option<Customer>> {
-    Record::all(result)
-        .next()
-        .map(|row| customer_with_card(&row))
-        .transpose()
-}
-
-/// A customer row of a join with `payment_methods` (see `joined_columns!`).
-fn customer_with_card(row: &Record<'_>) -> anyhow::Result<Customer> {
-    let mut customer = customer_from(row)?;
-    customer.primary_payment_method = crate::storage::payment_methods::summary_from(row)?;
-    Ok(customer)
-}
-
-fn customer_from(row: &Record<'_>) -> anyhow::Result<Customer> {
-    Ok(Customer {
-        id: CustomerId::parse(&row.text("id")?)?,
-        name: row.text("name")?,
-        email: row.optional_text("email")?,
-        phone: row.optional_text("phone")?,
-        service_address: row.optional_text("service_address")?,
-        billing_address: row.optional_text("billing_address")?,
-        notes: row.optional_text("notes")?,
-        notifications: Notifications {
-            email: row.boolean("notify_email")?,
-            sms: row.boolean("notify_sms")?,
-        },
-        stripe_customer_id: row.optional_text("stripe_customer_id")?,
-        primary_payment_method: None,
-        created_at: row.timestamp("created_at")?,
-        updated_at: row.timestamp("updated_at")?,
-    })
 }
 
 #[cfg(test)]
@@ -508,7 +441,7 @@ mod tests {
     use super::*;
     use mio_platform::migrations::migrate;
     use mio_platform::test_db::TestDb;
-    use mio_shared::{CustomerBody, CustomerPatchBody, Limit, SearchText};
+    use mio_shared::{CustomerBody, CustomerPatchBody, Limit, Notifications, SearchText};
 
     const ACCOUNT: &str = "acc_one";
     const OTHER_ACCOUNT: &str = "acc_two";

@@ -5,8 +5,6 @@ pub mod activity;
 pub mod bookings;
 pub mod customers;
 pub mod feedback;
-pub mod payment_method_requests;
-pub mod payment_methods;
 
 pub use mio_platform::accounts;
 pub use mio_platform::db::Sql;

@@ -11,10 +11,18 @@
 //! that reaches them (e-mail, SMS, then the signed webhook), checked before anything is made:
 //! without one the answer is 409 with the reason. The message is one per request, sent through
 //! the same send machine as rating requests; a try that must wait (a provider's 429 or 5xx) is
-//! tried again when the same call is retried with the same `Idempotency-Key`.
+//! tried again when the same call is retried with the same `Idempotency-Key`: such an answer is
+//! not settled, so it is not stored for replay (`mio_platform::idempotency`).
+//!
+//! Under an `Idempotency-Key` the route runs as [`Atomicity::Repeatable`]: it calls Stripe between
+//! its writes, so they commit one by one, and its request id (hence the Stripe keys) derives
+//! from the key's use. A run that died half-way is taken over by a retry that finds what it made.
+//!
+//! [`Atomicity::Repeatable`]: mio_platform::idempotency::Atomicity::Repeatable
 
 use crate::storage::payment_method_requests::{self as requests, StoredRequest};
 use crate::storage::{self, Sql};
+use mio_platform::idempotency::Answer;
 use mio_platform::messages::{self, ProviderConfig, SendContext};
 use mio_platform::settings::load_settings;
 use mio_platform::stripe_http::Stripe;
@@ -33,16 +41,21 @@ const NOT_FOUND: ApiError = ApiError::NotFound("No customer with this id in your
 const STRIPE_DOWN: &str = "Stripe is unreachable; no payment-method request was made.";
 const SUCCESS_URL_VARIABLE: &str = "payment_method_success_url";
 const CANCEL_URL_VARIABLE: &str = "payment_method_cancel_url";
+/// A link's message that waits to be tried again (`messages.status`).
+const PENDING_DELIVERY: &str = "pending";
 
-/// Creates a request (or answers the one a retried call with the same `Idempotency-Key` made).
+/// Creates a request (or answers the one an earlier run of the same `Idempotency-Key` use made:
+/// `seed` is that use's [`KeyUse::seed`]).
+///
+/// [`KeyUse::seed`]: mio_shared::idempotency::KeyUse::seed
 pub fn create(
     db: &impl Sql,
     account: &Account,
     id: &CustomerId,
     body: &[u8],
-    idempotency_key: Option<&str>,
+    seed: Option<&str>,
     now: Timestamp,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let body: RequestBody = json::decode(body, &[])?;
     body.validate().map_err(ApiError::Validation)?;
     let account_id = account.id.as_str();
@@ -55,8 +68,7 @@ pub fn create(
         _ => None,
     };
     let (success_url, cancel_url) = pages(body.return_url.as_deref())?;
-    let request_id =
-        card_request::request_id(account_id, idempotency_key, &system::random_bytes()?);
+    let request_id = card_request::request_id(account_id, seed, &system::random_bytes()?);
     if let Some(existing) = requests::find(db, account_id, id.as_str(), &request_id)? {
         return finish(db, account, &customer, existing, sending.as_ref(), now);
     }
@@ -127,7 +139,7 @@ fn destination(
 }
 
 /// Sends the link when asked (once per request: a retried call drives the same message), then
-/// answers with the request as stored.
+/// answers with the request as stored; unsettled while its message waits to be tried again.
 fn finish(
     db: &impl Sql,
     account: &Account,
@@ -135,9 +147,9 @@ fn finish(
     request: StoredRequest,
     sending: Option<&(ChannelSettings, Channel, String)>,
     now: Timestamp,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let Some((channels, channel, to)) = sending else {
-        return answer(201, &request, now);
+        return answer(201, &request, now).map(Answer::from);
     };
     let account_id = account.id.as_str();
     let customer_id = customer.id.as_str();
@@ -170,7 +182,14 @@ fn finish(
     }
     let stored = requests::find(db, account_id, customer_id, &request.id)?
         .ok_or_else(|| anyhow::anyhow!("a stored request vanished"))?;
-    answer(201, &stored, now)
+    let waiting = stored
+        .delivery
+        .as_ref()
+        .is_some_and(|d| d.status == PENDING_DELIVERY);
+    Ok(Answer {
+        response: answer(201, &stored, now)?,
+        settled: !waiting,
+    })
 }
 
 /// The customer's requests, newest first (`limit`, `cursor`), with their status now.

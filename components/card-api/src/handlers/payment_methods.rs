@@ -73,7 +73,7 @@ pub async fn put(
             });
         }
     };
-    if !storage::payment_methods::store(db, account_id, id, &stripe_customer, &card, now)? {
+    if !storage::cards::store(db, account_id, id, &stripe_customer, &card, now)? {
         // Deleted, or linked to another Stripe customer, while Stripe was being asked.
         return Err(NOT_FOUND);
     }
