@@ -252,6 +252,9 @@
 //! non-blocking steps, so many requests (64 and more at once, thousands per test) are served
 //! concurrently; lookups by id (PaymentIntents, events) go through indexes, not scans.
 //!
+//! * [`FakeStripe::hold`] / [`FakeStripe::release`]: API requests arrive and are recorded but
+//!   wait, unexecuted and unanswered, until the test releases them (not a Stripe behaviour: a
+//!   request stuck on the way, for tests that need one in flight for as long as they choose).
 //! * [`FakeStripe::set_latency`]: every API request (not the webhook deliveries the fake sends)
 //!   is answered only after that delay, counted from its arrival. Requests wait side by side:
 //!   64 requests at once take about one latency, not 64. The request is on its way to Stripe
@@ -561,6 +564,7 @@ impl FakeStripe {
             application_id,
             ids,
             counter: AtomicU64::new(1),
+            held: watch::Sender::new(false),
             state: Mutex::new(State::default()),
         });
         let (shutdown, watcher) = watch::channel(false);
@@ -839,6 +843,18 @@ impl FakeStripe {
     /// index lags behind writes). Zero by default. Retrieve and list are not affected.
     pub fn set_search_delay(&self, delay: Duration) {
         self.shared.lock().search_delay = delay;
+    }
+
+    /// Keeps every API request that arrives from now on waiting, recorded but not executed,
+    /// until [`FakeStripe::release`]: a request held somewhere between us and Stripe, for tests
+    /// that need one in flight for as long as they choose rather than for a fixed time.
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Answers the API requests [`FakeStripe::hold`] kept waiting, and every later one at once.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
     }
 
     /// Every API request is answered only `latency` after it arrived (zero by default). The wait
@@ -1265,6 +1281,8 @@ struct Shared {
     ids: RandomState,
     counter: AtomicU64,
     state: Mutex<State>,
+    /// True while [`FakeStripe::hold`] keeps API requests from being answered.
+    held: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -1776,6 +1794,11 @@ async fn serve(
             recorded.replayed = reply.replayed;
         }
     };
+    // A held request waits, recorded, until the test releases it.
+    let mut held = shared.held.subscribe();
+    if held.wait_for(|held| !*held).await.is_err() {
+        return Err(ConnectionDropped);
+    }
     let answer_at = tokio::time::Instant::from_std(arrived + latency);
     let (incoming, handled) = if rate_limited {
         // Stripe's rate limiters run in front of everything else, the idempotency layer

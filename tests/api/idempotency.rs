@@ -559,14 +559,17 @@ async fn a_card_link_waiting_on_stripe_holds_its_key() {
     let tenant = Tenant::main(&biz);
     let (req, _) = Kind::CardLink.requests(app, &tenant, "slow").await;
     let arrived = biz.stripe.api_request_times().len();
-    biz.stripe.set_latency(std::time::Duration::from_secs(8));
+    biz.stripe.hold();
     let first = send(app, &tenant.token, &req, Some("slow-link"));
     let second = async {
-        // Once the first request has reached Stripe it holds the key, and stays there a while.
+        // Once the first request has reached Stripe it holds the key, and Stripe holds it until
+        // the second has had its answer.
         while biz.stripe.api_request_times().len() == arrived {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        send(app, &tenant.token, &req, Some("slow-link")).await
+        let second = send(app, &tenant.token, &req, Some("slow-link")).await;
+        biz.stripe.release();
+        second
     };
     let (first, second) = tokio::join!(first, second);
     assert_eq!(first.status, 201, "{:?}", first.json());
@@ -578,7 +581,6 @@ async fn a_card_link_waiting_on_stripe_holds_its_key() {
         "/problems/idempotency-key-in-use",
     )
     .await;
-    biz.stripe.set_latency(std::time::Duration::ZERO);
     let third = send(app, &tenant.token, &req, Some("slow-link")).await;
     assert_eq!(third.unmarked(), first);
     assert_eq!(biz.stripe.checkout_sessions().len(), 1);

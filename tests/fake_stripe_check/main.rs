@@ -3920,3 +3920,26 @@ async fn thousands_of_requests_from_64_connections_are_served_without_slowing_do
     // A hang guard only.
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn a_held_request_is_recorded_but_neither_executed_nor_answered_until_released() {
+    let fake = fake().await;
+    fake.hold();
+    let target = Target::of(&fake, client());
+    let pending = tokio::spawn(async move { target.create(&charge_form("job_held"), "k").await });
+    while fake.api_request_times().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Arrived, yet nothing ran and no answer came.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!pending.is_finished(), "a held request is not answered");
+    assert!(
+        fake.charges_per_metadata("job_id").is_empty(),
+        "nor executed"
+    );
+
+    fake.release();
+    let (status, _, pi) = pending.await.expect("task").expect("answered");
+    assert_eq!(status, 200, "{pi}");
+    assert_eq!(fake.charges_per_metadata("job_id").len(), 1);
+}
