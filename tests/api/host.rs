@@ -315,35 +315,146 @@ async fn invalid_cron_expression_stops_start_up() {
     assert!(text.contains("every minute"), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_counts_each_requests_calls_and_a_signed_in_read_costs_three() {
-    let app = TestApp::spawn().await;
-    let (_, token) = app.create_account("Counting Cleaning").await;
-    let before = app.calls_after("customer-api", 1).await;
-    let (status, _) = app
-        .call(
-            reqwest::Method::GET,
-            "/api/v1/customers?limit=5",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    let after = app
-        .calls_after("customer-api", before.invocations + 1)
-        .await;
+/// Sends one request and answers its status and the host calls `component` made for it.
+async fn calls_of(
+    app: &TestApp,
+    component: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, mio_host::HostCalls) {
+    let before = app.calls_after(component, 0).await;
+    let (status, answer) = app.call(method, path, token, body).await;
+    let after = app.calls_after(component, before.invocations + 1).await;
+    assert_eq!(after.invocations, before.invocations + 1, "{path}");
     let calls = mio_host::HostCalls {
         sqlite: after.calls.sqlite - before.calls.sqlite,
         key_value: after.calls.key_value - before.calls.key_value,
         variables: after.calls.variables - before.calls.variables,
         outbound_http: after.calls.outbound_http - before.calls.outbound_http,
     };
-    // Open the connection; read the account and the schema version in one statement; list.
+    (status, answer, calls)
+}
+
+fn sqlite(n: u64) -> mio_host::HostCalls {
+    mio_host::HostCalls {
+        sqlite: n,
+        ..mio_host::HostCalls::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_route_costs_the_connection_and_one_statement() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_account("Counting Cleaning").await;
+    let token = Some(token.as_str());
+    let api = "customer-api";
+    // Open the connection, then one statement that checks the token and the schema and reads
+    // or writes: an empty page too.
+    let (status, _, calls) = calls_of(
+        &app,
+        api,
+        Method::GET,
+        "/api/v1/customers?limit=5",
+        token,
+        None,
+    )
+    .await;
+    assert_eq!((status, calls), (200, sqlite(2)));
+    let (status, _, calls) =
+        calls_of(&app, api, Method::GET, "/api/v1/activity", token, None).await;
+    assert_eq!((status, calls), (200, sqlite(2)));
+    let (status, customer, calls) = calls_of(
+        &app,
+        api,
+        Method::POST,
+        "/api/v1/customers",
+        token,
+        Some(json!({"name": "Ada"})),
+    )
+    .await;
+    assert_eq!((status, calls), (201, sqlite(2)), "{customer}");
+    let id = customer["id"].as_str().expect("id");
+    let (status, _, calls) = calls_of(
+        &app,
+        api,
+        Method::GET,
+        &format!("/api/v1/customers/{id}"),
+        token,
+        None,
+    )
+    .await;
+    assert_eq!((status, calls), (200, sqlite(2)));
+
+    // A booking whose rules plan jobs: settings and overrides in one statement, then the
+    // bookings and their jobs.
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/settings/automations",
+            token,
+            Some(
+                json!({"payment": {"enabled": true, "trigger": "before_start",
+                                    "offset_minutes": 1440},
+                        "feedback": {"enabled": true, "delay_minutes": 60}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let booking = json!({"customer_id": id, "service_type": "standard",
+        "start_at": "2030-01-01T10:00:00Z", "end_at": "2030-01-01T12:00:00Z",
+        "amount_cents": 12500, "currency": "cad"});
+    let (status, created, calls) = calls_of(
+        &app,
+        api,
+        Method::POST,
+        "/api/v1/bookings",
+        token,
+        Some(booking),
+    )
+    .await;
+    assert_eq!((status, calls), (201, sqlite(4)), "{created}");
+
+    // What the one statement cannot settle is settled by the usual token check: a stranger's
+    // token, an unknown customer.
+    let stranger = mio_shared::ApiToken::from_random(&[7; 32]);
+    let (status, _, calls) = calls_of(
+        &app,
+        api,
+        Method::GET,
+        "/api/v1/customers",
+        Some(stranger.expose_secret()),
+        None,
+    )
+    .await;
+    assert_eq!((status, calls), (401, sqlite(3)));
+    let unknown = mio_shared::CustomerId::from_random(&[9; 16]);
+    let unknown = format!("/api/v1/customers/{unknown}");
+    let (status, _, calls) = calls_of(&app, api, Method::GET, &unknown, token, None).await;
+    assert_eq!((status, calls), (404, sqlite(4)));
+
+    // A tick with nothing due: its token variable, the connection and the claim.
+    let (status, _, calls) = calls_of(
+        &app,
+        "scheduled-tick",
+        Method::POST,
+        "/api/v1/internal/tick",
+        Some(mio_tests::TICK_TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(
-        calls,
-        mio_host::HostCalls {
-            sqlite: 3,
-            ..mio_host::HostCalls::default()
-        }
+        (status, calls),
+        (
+            200,
+            mio_host::HostCalls {
+                sqlite: 2,
+                variables: 1,
+                ..mio_host::HostCalls::default()
+            }
+        )
     );
 }

@@ -56,28 +56,31 @@ pub fn presented_token(request: &Incoming) -> Result<ApiToken, ApiError> {
     ApiToken::parse(presented).ok_or(ApiError::Unauthorized { presented: true })
 }
 
-/// Opens the database and identifies the account that owns `token`: one statement reads the
-/// account and the schema version together; only an out-of-date schema costs more (migrate,
-/// then read the account again).
+/// Opens the database and identifies the account that owns `token` ([`sign_in_on`]).
 pub fn signed_in(token: &ApiToken, now: Timestamp) -> Result<(SpinDb, Caller), ApiError> {
     let db = db::connect()?;
+    let caller = sign_in_on(&db, token, now)?;
+    Ok((db, caller))
+}
+
+/// Identifies the account that owns `token` on an open connection: one statement reads the
+/// account and the schema version together; only an out-of-date schema costs more (migrate,
+/// then read the account again).
+pub fn sign_in_on(db: &impl Sql, token: &ApiToken, now: Timestamp) -> Result<Caller, ApiError> {
     let hash = token.hash();
-    let first = accounts::find_by_token_with_schema(&db, &hash);
+    let first = accounts::find_by_token_with_schema(db, &hash);
     let account = match first {
         Ok((account, true)) => account,
         _ => {
-            migrations::migrate(&db, now)?;
-            accounts::find_by_token(&db, &hash)?
+            migrations::migrate(db, now)?;
+            accounts::find_by_token(db, &hash)?
         }
     };
     let account = account.ok_or(ApiError::Unauthorized { presented: true })?;
-    Ok((
-        db,
-        Caller {
-            account,
-            token_label: token_label(&hash),
-        },
-    ))
+    Ok(Caller {
+        account,
+        token_label: token_label(&hash),
+    })
 }
 
 /// The account that owns `token`, with the token's label.

@@ -119,6 +119,41 @@ pub fn claim(
         .collect()
 }
 
+/// Whether the schema has been brought up to date on this connection (see [`claim_checked`]).
+#[derive(Debug, Default)]
+pub struct SchemaChecked(bool);
+
+/// [`claim`] on a connection that was opened without a schema check: the schema is brought up
+/// to date before any claimed job is run. A claim that fails (a table or column not there
+/// yet) is made again after migrating; one that finds nothing due leaves the schema alone, so
+/// a tick with nothing to do costs the claim alone.
+pub fn claim_checked(
+    db: &impl Sql,
+    checked: &mut SchemaChecked,
+    owner: &str,
+    batch: u32,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> anyhow::Result<Vec<ClaimedJob>> {
+    if checked.0 {
+        return claim(db, owner, batch, lease_until, now);
+    }
+    let jobs = match claim(db, owner, batch, lease_until, now) {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            crate::migrations::ensure(db, now)
+                .with_context(|| format!("migrating after a failed claim ({error:#})"))?;
+            checked.0 = true;
+            return claim(db, owner, batch, lease_until, now);
+        }
+    };
+    if !jobs.is_empty() {
+        crate::migrations::ensure(db, now).context("migrating before running claimed jobs")?;
+        checked.0 = true;
+    }
+    Ok(jobs)
+}
+
 /// Hands back jobs `owner` claimed but will not run (its time is up), so the next tick takes
 /// them at once instead of after the lease.
 pub fn release(db: &impl Sql, owner: &str, ids: &[&str], now: Timestamp) -> anyhow::Result<()> {
@@ -156,6 +191,58 @@ mod tests {
         let db = TestDb::new();
         migrate(&db, ts("2026-03-01T00:00:00Z")).expect("migrated");
         db
+    }
+
+    fn schema_version(db: &TestDb) -> Option<i64> {
+        let result = db
+            .execute("SELECT MAX(version) AS v FROM schema_migrations", &[])
+            .ok()?;
+        Record::all(&result).next()?.optional_integer("v").ok()?
+    }
+
+    fn roll_back_one_version(db: &TestDb) {
+        db.execute(
+            "DELETE FROM schema_migrations WHERE version = ?1",
+            &[Value::Integer(crate::migrations::latest())],
+        )
+        .expect("older schema");
+    }
+
+    #[test]
+    fn a_checked_claim_on_a_new_database_migrates_then_claims() {
+        let db = TestDb::new();
+        let now = ts("2026-03-01T09:00:00Z");
+        let mut checked = SchemaChecked::default();
+        let jobs = claim_checked(&db, &mut checked, "a", 25, now.plus_minutes(2), now);
+        assert!(jobs.expect("claims").is_empty());
+        assert_eq!(schema_version(&db), Some(crate::migrations::latest()));
+        assert!(checked.0);
+    }
+
+    #[test]
+    fn a_checked_claim_that_finds_work_brings_the_schema_up_to_date_first() {
+        let db = setup();
+        roll_back_one_version(&db);
+        let now = ts("2026-03-01T09:00:00Z");
+        job(&db, "due", "payment", "scheduled", now.plus_minutes(-1));
+        let mut checked = SchemaChecked::default();
+        let jobs =
+            claim_checked(&db, &mut checked, "a", 25, now.plus_minutes(2), now).expect("claims");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(schema_version(&db), Some(crate::migrations::latest()));
+        assert!(checked.0);
+    }
+
+    #[test]
+    fn a_checked_claim_that_finds_nothing_leaves_the_schema_alone() {
+        let db = setup();
+        roll_back_one_version(&db);
+        let now = ts("2026-03-01T09:00:00Z");
+        let mut checked = SchemaChecked::default();
+        let jobs = claim_checked(&db, &mut checked, "a", 25, now.plus_minutes(2), now);
+        assert!(jobs.expect("claims").is_empty());
+        assert_eq!(schema_version(&db), Some(crate::migrations::latest() - 1));
+        assert!(!checked.0);
     }
 
     #[test]

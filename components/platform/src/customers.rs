@@ -13,6 +13,7 @@ use mio_shared::{Customer, CustomerId, Notifications};
 use spin_sdk::sqlite::QueryResult;
 
 use crate::db::{Record, Sql, text};
+use crate::owner::Owner;
 
 /// The columns of a `customers` row that [`from_row`] reads by name (for `SELECT` and
 /// `RETURNING` lists built with `concat!`).
@@ -44,13 +45,22 @@ const SELECT_CUSTOMER: &str = concat!(
     customer_card_columns!(),
     " FROM customers c LEFT JOIN payment_methods pm \
      ON pm.customer_id = c.id AND pm.account_id = c.account_id \
-     WHERE c.account_id = ?1 AND c.id = ?2"
+     WHERE c.account_id = {account} AND c.id = ?2"
 );
 
 /// The customer `id` of the account with its primary card, if it exists.
 pub fn find(db: &impl Sql, account_id: &str, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
-    let result = db
-        .execute(SELECT_CUSTOMER, &[text(account_id), text(id.as_str())])
+    find_as(db, &Owner::account(account_id), id)
+}
+
+/// [`find`] for any [`Owner`] (under a token, one statement checks the token and reads).
+pub fn find_as(
+    db: &impl Sql,
+    owner: &Owner<'_>,
+    id: &CustomerId,
+) -> anyhow::Result<Option<Customer>> {
+    let result = owner
+        .execute(db, SELECT_CUSTOMER, &[text(id.as_str())])
         .context("reading a customer")?;
     first_with_card(&result)
 }

@@ -65,6 +65,14 @@ impl Incoming {
         }
     }
 
+    /// The body's length as declared by exactly one well-formed `Content-Length`.
+    pub fn declared_length(&self) -> Option<usize> {
+        match self.content_length.as_slice() {
+            [length] => length.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// Which of `accepted` the body's declared media type is, if exactly one `Content-Type` was
     /// sent and it is one of them.
     pub fn media(&self, accepted: &[Media]) -> Option<Media> {

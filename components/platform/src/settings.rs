@@ -1,6 +1,8 @@
 //! The `account_settings` table: automation rules and MioPay, with the account's time zone.
 
 use crate::db::{Record, Sql, boolean, optional_text, rfc3339, text};
+use crate::overrides::Overrides;
+use crate::owner::Owner;
 use crate::rules_body::{rules_from_json, rules_to_json};
 use anyhow::Context;
 use mio_shared::rules::AccountRules;
@@ -28,13 +30,40 @@ pub struct AccountSettings {
 }
 
 // An account without a settings row reads as "nothing configured, MioPay off".
-const SELECT_SETTINGS: &str = "SELECT a.timezone, s.rules_json, s.rules_updated_at, \
-     COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id, \
-     CASE WHEN m.ready = 0 THEN COALESCE(m.reason, 'Stripe refused access') END AS refusal, \
-     COALESCE(m.ready = 0 AND m.kind = 'charges', 0) AS charges_blocked \
-     FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id \
-     LEFT JOIN miopay_status m ON m.account_id = a.id AND m.stripe_account = s.stripe_account_id \
-     WHERE a.id = ?1";
+// The settings columns, from `accounts a` joined as in `SETTINGS_FROM`, as `settings_from` reads
+// them.
+macro_rules! settings_columns {
+    () => {
+        "a.id AS account_id, a.timezone, s.rules_json, s.rules_updated_at, \
+         COALESCE(s.miopay_enabled, 0) AS miopay_enabled, s.stripe_account_id, \
+         CASE WHEN m.ready = 0 THEN COALESCE(m.reason, 'Stripe refused access') END AS refusal, \
+         COALESCE(m.ready = 0 AND m.kind = 'charges', 0) AS charges_blocked"
+    };
+}
+macro_rules! settings_from {
+    () => {
+        " FROM accounts a LEFT JOIN account_settings s ON s.account_id = a.id \
+         LEFT JOIN miopay_status m ON m.account_id = a.id AND m.stripe_account = s.stripe_account_id"
+    };
+}
+
+const SELECT_SETTINGS: &str = concat!(
+    "SELECT ",
+    settings_columns!(),
+    settings_from!(),
+    " WHERE a.id = ?1"
+);
+
+// The settings with customer `?2`'s overrides: one row per override, or one row with NULL
+// override columns when the customer has none.
+const SELECT_SETTINGS_AND_OVERRIDES: &str = concat!(
+    "SELECT ",
+    settings_columns!(),
+    ", o.automation, o.state, o.timing_json, o.updated_at, o.updated_by",
+    settings_from!(),
+    " LEFT JOIN customer_overrides o ON o.account_id = a.id AND o.customer_id = ?2 \
+     WHERE a.id = {account}"
+);
 
 const UPSERT_RULES: &str = "INSERT INTO account_settings \
      (account_id, rules_json, rules_updated_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
@@ -65,24 +94,64 @@ pub fn load_settings(db: &impl Sql, account_id: &str) -> anyhow::Result<Option<A
         .context("reading account settings")?;
     Record::all(&result)
         .next()
-        .map(|row| {
-            Ok(AccountSettings {
-                timezone: TimeZone::parse(&row.text("timezone")?)?,
-                rules: row
-                    .optional_text("rules_json")?
-                    .map(|json| rules_from_json(&json))
-                    .transpose()?,
-                rules_updated_at: row
-                    .optional_text("rules_updated_at")?
-                    .map(|t| Timestamp::parse(&t))
-                    .transpose()?,
-                miopay_enabled: row.boolean("miopay_enabled")?,
-                stripe_account_id: row.optional_text("stripe_account_id")?,
-                stripe_refusal: row.optional_text("refusal")?,
-                charges_blocked: row.boolean("charges_blocked")?,
-            })
-        })
+        .map(|row| settings_from(&row))
         .transpose()
+}
+
+/// What planning a customer's new booking reads, in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanningInputs {
+    /// The owner's account id.
+    pub account_id: String,
+    /// The account's settings.
+    pub settings: AccountSettings,
+    /// The customer's overrides (none for a customer that does not exist).
+    pub overrides: Overrides,
+}
+
+/// The owner's settings and customer `customer_id`'s overrides in one statement; `None` when
+/// the owner names no account (see [`Owner`]).
+pub fn load_planning_inputs(
+    db: &impl Sql,
+    owner: &Owner<'_>,
+    customer_id: &str,
+) -> anyhow::Result<Option<PlanningInputs>> {
+    let result = owner
+        .execute(db, SELECT_SETTINGS_AND_OVERRIDES, &[text(customer_id)])
+        .context("reading account settings and customer overrides")?;
+    let mut inputs: Option<PlanningInputs> = None;
+    for row in Record::all(&result) {
+        let inputs = match &mut inputs {
+            Some(inputs) => inputs,
+            None => inputs.insert(PlanningInputs {
+                account_id: row.text("account_id")?,
+                settings: settings_from(&row)?,
+                overrides: Overrides::default(),
+            }),
+        };
+        if row.optional_text("automation")?.is_some() {
+            inputs.overrides.add(&row)?;
+        }
+    }
+    Ok(inputs)
+}
+
+fn settings_from(row: &Record<'_>) -> anyhow::Result<AccountSettings> {
+    Ok(AccountSettings {
+        timezone: TimeZone::parse(&row.text("timezone")?)?,
+        rules: row
+            .optional_text("rules_json")?
+            .map(|json| rules_from_json(&json))
+            .transpose()?,
+        rules_updated_at: row
+            .optional_text("rules_updated_at")?
+            .map(|t| Timestamp::parse(&t))
+            .transpose()?,
+        miopay_enabled: row.boolean("miopay_enabled")?,
+        stripe_account_id: row.optional_text("stripe_account_id")?,
+        stripe_refusal: row.optional_text("refusal")?,
+        charges_blocked: row.boolean("charges_blocked")?,
+    })
 }
 
 /// Stores the account's rules (one statement, creating the settings row if needed).

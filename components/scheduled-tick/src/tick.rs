@@ -145,7 +145,9 @@ enum Waiting {
 /// messages wait alongside the charges and take one slot, like a charge.
 fn run(owner: &str) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let db = db::open(system::now()?)?;
+    // The schema is checked by the first claim that finds work (`claims::claim_checked`).
+    let db = db::connect()?;
+    let mut schema = claims::SchemaChecked::default();
     let mut stripe = LazyStripe(None);
     let mut summary = Summary::default();
     // Read once there is work: a tick with nothing due reads no variable.
@@ -166,7 +168,14 @@ fn run(owner: &str) -> anyhow::Result<Summary> {
                 let batch = pace.as_ref().map_or(BATCH, |p| {
                     BATCH.max(u32::try_from(p.limit() * 2).unwrap_or(u32::MAX))
                 });
-                queue.extend(claims::claim(&db, owner, batch, lease, now)?);
+                queue.extend(claims::claim_checked(
+                    &db,
+                    &mut schema,
+                    owner,
+                    batch,
+                    lease,
+                    now,
+                )?);
                 drained = queue.is_empty();
             }
             let Some(job) = queue.pop_front() else { break };

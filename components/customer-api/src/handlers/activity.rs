@@ -2,15 +2,15 @@
 //! view, newest first.
 
 use crate::storage::{self, Sql};
-use mio_platform::{ApiError, response};
+use mio_platform::{ApiError, Owner, response};
 use mio_shared::{Account, ActivityQuery, CustomerId, FieldError, Page};
 use spin_sdk::http::Response;
 
 /// `GET /api/v1/activity?…`: the account's runs, filtered. A deleted customer's runs stay
 /// here (by `customer_id`).
-pub fn list(db: &impl Sql, account: &Account, query: &str) -> Result<Response, ApiError> {
+pub fn list(db: &impl Sql, owner: &Owner<'_>, query: &str) -> Result<Response, ApiError> {
     let query = ActivityQuery::parse(query).map_err(ApiError::Validation)?;
-    page(db, account, None, &query)
+    page(db, owner, None, &query)
 }
 
 /// `GET /api/v1/customers/{id}/activity?…`: one existing customer's runs.
@@ -32,16 +32,16 @@ pub fn of_customer(
             "No customer with this id in your account.",
         ));
     }
-    page(db, account, Some(id), &query)
+    page(db, &Owner::account(account.id.as_str()), Some(id), &query)
 }
 
 fn page(
     db: &impl Sql,
-    account: &Account,
+    owner: &Owner<'_>,
     customer: Option<&CustomerId>,
     query: &ActivityQuery,
 ) -> Result<Response, ApiError> {
-    let rows = storage::activity::list(db, account.id.as_str(), customer, query)?;
+    let rows = storage::activity::list(db, owner, customer, query)?;
     Ok(response::json(
         200,
         &Page::from_rows(rows, query.limit),

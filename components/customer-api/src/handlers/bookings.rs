@@ -7,9 +7,8 @@
 use crate::storage::bookings::{self, Booking, BookingFilter, NewRows};
 use crate::storage::{self, Sql};
 use mio_platform::jobs::{BookingJobChange, apply_job_changes_in_bulk, replan_booking};
-use mio_platform::overrides::load_overrides;
-use mio_platform::settings::load_settings;
-use mio_platform::{ApiError, response, system};
+use mio_platform::settings::{PlanningInputs, load_planning_inputs};
+use mio_platform::{ApiError, Owner, response, system};
 use mio_shared::booking::{
     BookingBody, BookingPatch, BookingPatchBody, BookingStatus, NewBooking, transition_conflict,
 };
@@ -61,16 +60,22 @@ struct CreatedSeries {
 /// is wrong. The existence check is part of the insert statement itself.
 pub fn create(
     db: &impl Sql,
-    account: &Account,
+    owner: &Owner<'_>,
     body: &[u8],
     now: Timestamp,
 ) -> Result<Response, ApiError> {
     missing_fields(body, REQUIRED_BOOKING_FIELDS)?;
     let body: BookingBody = json::decode(body, READ_ONLY_BOOKING_FIELDS)?;
     let booking = NewBooking::try_from(body).map_err(ApiError::Validation)?;
-    let account_id = account.id.as_str();
-    let settings = load_settings(db, account_id)?
-        .ok_or_else(|| anyhow::anyhow!("the signed-in account has no row"))?;
+    // The account's settings and the customer's overrides, read before anything is written
+    // (only a token that names no account finds none: see `mio_platform::owner`).
+    let PlanningInputs {
+        account_id,
+        settings,
+        overrides,
+    } = load_planning_inputs(db, owner, booking.customer_id.as_str())?
+        .ok_or(ApiError::Unauthorized { presented: true })?;
+    let account_id = account_id.as_str();
     let tz = settings.timezone.tz();
     let visits = match booking.recurrence {
         None => vec![(booking.start, booking.end)],
@@ -100,7 +105,6 @@ pub fn create(
     }
 
     // New bookings have no jobs yet: plan them in memory and write every job in bulk.
-    let overrides = load_overrides(db, account_id, booking.customer_id.as_str())?;
     let planned: Vec<_> = created
         .iter()
         .map(|stored| {

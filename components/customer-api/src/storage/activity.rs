@@ -1,6 +1,7 @@
 //! Reading the `activity` table (the tick writes it), newest first, always scoped by account.
 
 use anyhow::{Context, anyhow};
+use mio_platform::Owner;
 use mio_platform::db::{Record, Sql, instant, text};
 use mio_shared::{ActivityQuery, CustomerId, Timestamp};
 use serde::Serialize;
@@ -28,22 +29,23 @@ pub struct ActivityEntry {
 }
 
 const SELECT_ACTIVITY: &str = "SELECT seq, id, automation, customer_id, booking_id, status, \
-     occurred_at, summary, details_json FROM activity WHERE account_id = ?1";
+     occurred_at, summary, details_json FROM activity WHERE account_id = {account}";
 
 /// Up to `query.limit.fetch()` entries older than the cursor, newest first, with their sequence
 /// numbers. Only the filters given become conditions (equalities, not `? IS NULL OR …`), so
 /// SQLite can walk the `(account_id, customer_id | booking_id, seq)` indexes backwards.
 pub fn list(
     db: &impl Sql,
-    account_id: &str,
+    owner: &Owner<'_>,
     customer: Option<&CustomerId>,
     query: &ActivityQuery,
 ) -> anyhow::Result<Vec<(i64, ActivityEntry)>> {
     let mut sql = String::from(SELECT_ACTIVITY);
-    let mut params = vec![text(account_id)];
+    // `?1` is the owner's.
+    let mut params = Vec::new();
     let mut condition = |column: &str, op: &str, value: Value| {
         params.push(value);
-        sql.push_str(&format!(" AND {column} {op} ?{}", params.len()));
+        sql.push_str(&format!(" AND {column} {op} ?{}", params.len() + 1));
     };
     if let Some(cursor) = query.cursor {
         condition("seq", "<", Value::Integer(cursor.after_seq()));
@@ -67,8 +69,10 @@ pub fn list(
         condition("occurred_at", "<", instant(to));
     }
     params.push(Value::Integer(query.limit.fetch()));
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", params.len()));
-    let result = db.execute(&sql, &params).context("listing activity")?;
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", params.len() + 1));
+    let result = owner
+        .execute_page(db, &sql, &params, "page.seq DESC")
+        .context("listing activity")?;
     Record::all(&result)
         .map(|row| Ok((row.integer("seq")?, entry_from(&row)?)))
         .collect()

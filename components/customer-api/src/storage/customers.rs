@@ -3,7 +3,8 @@
 //! row reads, are the platform's (`mio_platform::customers`): the card API answers with
 //! customers too.
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
+use mio_platform::Owner;
 use mio_platform::cards::primary_card;
 use mio_platform::customers::{from_row, with_card};
 use mio_platform::db::{Record, Sql, boolean, optional_text, rfc3339, text};
@@ -20,7 +21,8 @@ const INSERT_CUSTOMER: &str = concat!(
     "INSERT INTO customers (id, account_id, name, name_folded, email, email_folded, phone, \
      phone_digits, service_address, billing_address, notes, notify_email, notify_sms, \
      stripe_customer_id, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
+     SELECT ?2, {account}, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15 \
+     WHERE {account} IS NOT NULL \
      RETURNING ",
     mio_platform::customer_columns!()
 );
@@ -32,7 +34,7 @@ const LIST_CUSTOMERS: &str = concat!(
     mio_platform::customer_card_columns!(),
     " FROM customers c LEFT JOIN payment_methods pm \
      ON pm.customer_id = c.id AND pm.account_id = c.account_id \
-     WHERE c.account_id = ?1 AND c.seq > ?2 \
+     WHERE c.account_id = {account} AND c.seq > ?2 \
        AND (?3 IS NULL \
             OR c.name_folded LIKE ?3 ESCAPE '\\' \
             OR c.email_folded LIKE ?3 ESCAPE '\\' \
@@ -67,22 +69,23 @@ const UPDATE_CUSTOMER: &str = concat!(
 const DELETE_CUSTOMER: &str =
     "DELETE FROM customers WHERE account_id = ?1 AND id = ?2 RETURNING id";
 
-/// Stores a new customer and returns it as stored.
+/// Stores a new customer and returns it as stored; `None` when the owner is a token that names
+/// no account (nothing is written).
 pub fn insert(
     db: &impl Sql,
-    account_id: &str,
+    owner: &Owner<'_>,
     id: &CustomerId,
     customer: &NewCustomer,
     now: Timestamp,
-) -> anyhow::Result<Customer> {
+) -> anyhow::Result<Option<Customer>> {
     let email = customer.email.as_ref().map(|e| e.as_str());
     let phone = customer.phone.as_ref();
-    let result = db
+    let result = owner
         .execute(
+            db,
             INSERT_CUSTOMER,
             &[
                 text(id.as_str()),
-                text(account_id),
                 text(customer.name.as_str()),
                 text(&fold(customer.name.as_str())),
                 optional_text(email),
@@ -99,22 +102,22 @@ pub fn insert(
             ],
         )
         .context("inserting a customer")?;
-    first(&result)?.ok_or_else(|| anyhow!("INSERT … RETURNING gave no row"))
+    first(&result)
 }
 
 /// Up to `query.limit.fetch()` customers after the cursor, in creation order, with their
 /// sequence numbers (for the next cursor).
 pub fn list(
     db: &impl Sql,
-    account_id: &str,
+    owner: &Owner<'_>,
     query: &ListQuery,
 ) -> anyhow::Result<Vec<(i64, Customer)>> {
     let after = query.cursor.map_or(0, |cursor| cursor.after_seq());
-    let result = db
-        .execute(
+    let result = owner
+        .execute_page(
+            db,
             LIST_CUSTOMERS,
             &[
-                text(account_id),
                 Value::Integer(after),
                 optional_text(query.search.as_ref().map(|s| s.like_pattern()).as_deref()),
                 optional_text(
@@ -126,6 +129,7 @@ pub fn list(
                 ),
                 Value::Integer(query.limit.fetch()),
             ],
+            "page.seq",
         )
         .context("listing customers")?;
     Record::all(&result)
@@ -470,12 +474,13 @@ mod tests {
         let id = CustomerId::from_random(&[n; 16]);
         insert(
             db,
-            account,
+            &Owner::account(account),
             &id,
             &new_customer(json),
             at("2026-03-01T09:30:00Z"),
         )
         .expect("inserted")
+        .expect("stored")
     }
 
     fn search(db: &TestDb, q: &str) -> Vec<String> {
@@ -483,7 +488,7 @@ mod tests {
             search: SearchText::parse(q).expect("valid"),
             ..ListQuery::default()
         };
-        list(db, ACCOUNT, &query)
+        list(db, &Owner::account(ACCOUNT), &query)
             .expect("listed")
             .into_iter()
             .map(|(_, c)| c.name)
@@ -526,7 +531,7 @@ mod tests {
         );
         assert!(!delete(&db, ACCOUNT, &theirs.id).expect("ran"));
         assert!(
-            list(&db, ACCOUNT, &ListQuery::default())
+            list(&db, &Owner::account(ACCOUNT), &ListQuery::default())
                 .expect("listed")
                 .is_empty()
         );
@@ -551,8 +556,10 @@ mod tests {
                 limit,
                 cursor,
             };
-            let page =
-                mio_shared::Page::from_rows(list(&db, ACCOUNT, &query).expect("listed"), limit);
+            let page = mio_shared::Page::from_rows(
+                list(&db, &Owner::account(ACCOUNT), &query).expect("listed"),
+                limit,
+            );
             names.extend(page.data.into_iter().map(|c| c.name));
             match page.next_cursor {
                 Some(next) => cursor = Some(mio_shared::Cursor::decode(&next).expect("ours")),
@@ -666,10 +673,11 @@ mod tests {
         let db = db();
         let first = add(&db, ACCOUNT, 1, r#"{"name": "First"}"#);
         let last = add(&db, ACCOUNT, 2, r#"{"name": "Last"}"#);
-        let seq_of_last = list(&db, ACCOUNT, &ListQuery::default()).expect("listed")[1].0;
+        let seq_of_last =
+            list(&db, &Owner::account(ACCOUNT), &ListQuery::default()).expect("listed")[1].0;
         assert!(delete(&db, ACCOUNT, &last.id).expect("ran"));
         add(&db, ACCOUNT, 3, r#"{"name": "Newest"}"#);
-        let rows = list(&db, ACCOUNT, &ListQuery::default()).expect("listed");
+        let rows = list(&db, &Owner::account(ACCOUNT), &ListQuery::default()).expect("listed");
         assert_eq!(rows[0].1.id, first.id);
         assert!(rows[1].0 > seq_of_last);
     }
