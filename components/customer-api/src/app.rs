@@ -62,7 +62,8 @@ enum Hot {
 /// The largest declared body a hot creating route reads before the token is checked.
 const HOT_BODY_BYTES: usize = 64 * 1024;
 
-/// `route` as a hot route, or back as it was. A creating POST is hot without an
+/// `route` as a hot route, or back as it was (every other route, including any added later,
+/// takes the usual token check first). A creating POST is hot without an
 /// `Idempotency-Key` (a keyed run needs its transaction) and with a declared body of at most
 /// [`HOT_BODY_BYTES`]: its body is read before the token is checked, so that is all a stranger
 /// can make us buffer.

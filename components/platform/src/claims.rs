@@ -200,14 +200,6 @@ mod tests {
         Record::all(&result).next()?.optional_integer("v").ok()?
     }
 
-    fn roll_back_one_version(db: &TestDb) {
-        db.execute(
-            "DELETE FROM schema_migrations WHERE version = ?1",
-            &[Value::Integer(crate::migrations::latest())],
-        )
-        .expect("older schema");
-    }
-
     #[test]
     fn a_checked_claim_on_a_new_database_migrates_then_claims() {
         let db = TestDb::new();
@@ -222,7 +214,7 @@ mod tests {
     #[test]
     fn a_checked_claim_that_finds_work_brings_the_schema_up_to_date_first() {
         let db = setup();
-        roll_back_one_version(&db);
+        db.roll_back_latest_migration();
         let now = ts("2026-03-01T09:00:00Z");
         job(&db, "due", "payment", "scheduled", now.plus_minutes(-1));
         let mut checked = SchemaChecked::default();
@@ -236,7 +228,7 @@ mod tests {
     #[test]
     fn a_checked_claim_that_finds_nothing_leaves_the_schema_alone() {
         let db = setup();
-        roll_back_one_version(&db);
+        db.roll_back_latest_migration();
         let now = ts("2026-03-01T09:00:00Z");
         let mut checked = SchemaChecked::default();
         let jobs = claim_checked(&db, &mut checked, "a", 25, now.plus_minutes(2), now);

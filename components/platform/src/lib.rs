@@ -2,15 +2,16 @@
 //!
 //! Spin SQLite access ([`db`]) and the schema ([`migrations`], every version, applied on
 //! open, checked in the request's first statement), bearer-token authentication ([`auth`]),
-//! reading bounded request bodies ([`request`]), what routers share ([`routing`]), problem+json
-//! errors ([`error`], [`response`]), the clock, randomness and variables ([`system`]), talking to Stripe with a
-//! deadline ([`stripe_http`]), and the storage several components share: account settings,
-//! customer overrides, job planning writes ([`jobs`]), payment attempts as the core's state
-//! machine needs them ([`payments`], the tick and the webhook), a customer with its card as the
-//! API answers with it ([`customers`], the customer and card APIs), cards, refunds and MioPay
-//! readiness ([`cards`], the customer and card APIs and the webhook), and `Idempotency-Key` on
-//! creating routes ([`idempotency`]: stored keys and answers, a route's writes and its answer
-//! in one transaction).
+//! statements scoped to the caller's account, which on the hot routes check the token
+//! themselves ([`owner`]), reading bounded request bodies ([`request`]), what routers share
+//! ([`routing`]), problem+json errors ([`error`], [`response`]), the clock, randomness and
+//! variables ([`system`]), talking to Stripe with a deadline ([`stripe_http`]), and the storage
+//! several components share: account settings, customer overrides, job planning writes
+//! ([`jobs`]), payment attempts as the core's state machine needs them ([`payments`], the tick
+//! and the webhook), a customer with its card as the API answers with it ([`customers`], the
+//! customer and card APIs), cards, refunds and MioPay readiness ([`cards`], the customer and
+//! card APIs and the webhook), and `Idempotency-Key` on creating routes ([`idempotency`]:
+//! stored keys and answers, a route's writes and its answer in one transaction).
 //!
 //! It makes no business decisions: which jobs a booking needs, when they are due and whether an
 //! automation is on are the core's (`mio_shared`); this crate loads the core's inputs and

@@ -207,36 +207,22 @@ mod tests {
         assert!(owner.found());
     }
 
+    /// Whether a statement under `token` reads nothing and leaves its owner unconfirmed.
+    fn finds_nothing(db: &TestDb, token: &ApiToken) -> bool {
+        let hash = token.hash();
+        let owner = Owner::token(&hash);
+        let rows = owner.execute(db, LIST, &[]).expect("query").rows;
+        rows.is_empty() && !owner.found()
+    }
+
     #[test]
     fn under_another_token_or_an_old_schema_nothing_is_found() {
         let token = ApiToken::from_random(&[1; 32]);
         let db = with_account(&token);
-        let stranger = ApiToken::from_random(&[2; 32]).hash();
-        let owner = Owner::token(&stranger);
-        assert!(
-            owner
-                .execute(&db, LIST, &[])
-                .expect("query")
-                .rows
-                .is_empty()
-        );
-        assert!(!owner.found());
-
-        db.execute(
-            "DELETE FROM schema_migrations WHERE version = ?1",
-            &[Value::Integer(crate::migrations::latest())],
-        )
-        .expect("older schema");
-        let hash = token.hash();
-        let owner = Owner::token(&hash);
-        assert!(
-            owner
-                .execute(&db, LIST, &[])
-                .expect("query")
-                .rows
-                .is_empty()
-        );
-        assert!(!owner.found());
+        assert!(finds_nothing(&db, &ApiToken::from_random(&[2; 32])));
+        assert!(!finds_nothing(&db, &token));
+        db.roll_back_latest_migration();
+        assert!(finds_nothing(&db, &token));
     }
 
     #[test]
@@ -362,11 +348,7 @@ mod tests {
     fn an_old_schema_is_migrated_before_the_second_run() {
         let token = ApiToken::from_random(&[1; 32]);
         let db = with_account(&token);
-        db.execute(
-            "DELETE FROM schema_migrations WHERE version = ?1",
-            &[Value::Integer(crate::migrations::latest())],
-        )
-        .expect("older schema");
+        db.roll_back_latest_migration();
         let runs = Cell::new(0);
         let found = under_token(&db, &token, now(), read_ids(&db, &runs)).expect("answer");
         assert_eq!((found, runs.get()), (1, 2));

@@ -19,6 +19,15 @@ impl TestDb {
         Self(rusqlite::Connection::open_in_memory().expect("in-memory sqlite"))
     }
 
+    /// Forgets that the newest migration ran: the database as the release before left it.
+    pub fn roll_back_latest_migration(&self) {
+        self.execute(
+            "DELETE FROM schema_migrations WHERE version = ?1",
+            &[Value::Integer(crate::migrations::latest())],
+        )
+        .expect("older schema");
+    }
+
     /// A database file that several connections may share.
     pub fn open(path: &std::path::Path) -> Self {
         Self(rusqlite::Connection::open(path).expect("sqlite file"))
