@@ -21,8 +21,8 @@ const INSERT_CUSTOMER: &str = concat!(
     "INSERT INTO customers (id, account_id, name, name_folded, email, email_folded, phone, \
      phone_digits, service_address, billing_address, notes, notify_email, notify_sms, \
      stripe_customer_id, created_at, updated_at) \
-     SELECT ?2, {account}, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15 \
-     WHERE {account} IS NOT NULL \
+     SELECT ?2, caller.id, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15 \
+     FROM (SELECT {account} AS id) AS caller WHERE caller.id IS NOT NULL \
      RETURNING ",
     mio_platform::customer_columns!()
 );
