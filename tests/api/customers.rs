@@ -361,3 +361,78 @@ async fn malformed_customer_id_and_bad_limit_get_clear_errors() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// The hot routes run their statement before the token is checked on its own
+/// (`mio_platform::owner`): a well-formed token that names no account must still get 401 from
+/// each of them, ahead of any 400 or 404, and must write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_token_on_the_hot_routes_gets_401_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_account("Real").await;
+    let ada = create(&app, &token, json!({"name": "Ada"})).await;
+    let ada_id = ada["id"].as_str().expect("id");
+    let stranger = mio_shared::ApiToken::from_random(&[7; 32]);
+    let stranger = Some(stranger.expose_secret());
+    let bookings_of_ada = format!("/api/v1/bookings?customer_id={ada_id}");
+    let booking = json!({"customer_id": ada_id, "service_type": "standard",
+        "start_at": "2030-01-01T10:00:00Z", "end_at": "2030-01-01T12:00:00Z",
+        "amount_cents": 12500, "currency": "cad"});
+    let requests = [
+        (
+            Method::POST,
+            "/api/v1/customers".to_owned(),
+            Some(json!({"name": "Eve"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/customers".to_owned(),
+            Some(json!({"name": ""})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/bookings".to_owned(),
+            Some(booking.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/v1/bookings".to_owned(),
+            Some(json!({"customer_id": ada_id})),
+        ),
+        (Method::GET, format!("/api/v1/customers/{ada_id}"), None),
+        (Method::GET, "/api/v1/customers?limit=nope".to_owned(), None),
+        (Method::GET, "/api/v1/activity".to_owned(), None),
+    ];
+    for (method, path, body) in requests {
+        let (status, answer) = app.call(method.clone(), &path, stranger, body).await;
+        assert_eq!(status, 401, "{method} {path}: {answer}");
+        assert_eq!(answer["status"], 401, "{method} {path}: {answer}");
+    }
+    let (_, customers) = app
+        .call(Method::GET, "/api/v1/customers", Some(&token), None)
+        .await;
+    let names: Vec<&str> = customers["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Ada"]);
+    let count_bookings = || async {
+        let (_, page) = app
+            .call(Method::GET, &bookings_of_ada, Some(&token), None)
+            .await;
+        page["data"].as_array().map(Vec::len)
+    };
+    assert_eq!(count_bookings().await, Some(0));
+    // The same booking under the account's own token is created and counted.
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/api/v1/bookings",
+            Some(&token),
+            Some(booking),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(count_bookings().await, Some(1));
+}

@@ -2,6 +2,9 @@
 //!
 //! The order is deliberate: an unknown route or method is answered before credentials are
 //! checked, and credentials before the body is read, so strangers cannot make us buffer it.
+//! The exception is the hot routes ([`serve_hot`]): their one statement checks the token
+//! itself, so a hot creating POST reads its body first, and only a declared body of at most
+//! [`HOT_BODY_BYTES`].
 //!
 //! The creating POSTs run under the request's `Idempotency-Key` ([`Keyed`], read before the
 //! body): a retry of the same request replays the first answer. Their writes commit with their
