@@ -8,5 +8,6 @@ WASM_PACKAGES=(
   -p mio-scheduled-tick
   -p mio-stripe-webhook
   -p mio-feedback
+  -p mio-console
   -p mio-test-probe
 )

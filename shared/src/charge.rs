@@ -471,16 +471,38 @@ pub fn retry_now(run: &Run<'_>, now: Timestamp) -> Step {
     )
 }
 
-/// `125.00 CAD`.
-pub fn format_money(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        abs / 100,
-        abs % 100,
-        currency.to_ascii_uppercase()
-    )
+/// An amount in minor units as people read it: `125.00 CAD`, `12500 JPY`, `1.250 KWD`.
+pub fn format_money(minor_units: i64, currency: &str) -> String {
+    let sign = if minor_units < 0 { "-" } else { "" };
+    let abs = minor_units.unsigned_abs();
+    let code = currency.to_ascii_uppercase();
+    match minor_unit_digits(currency) {
+        0 => format!("{sign}{abs} {code}"),
+        digits => {
+            let scale = 10u64.pow(digits);
+            let width = digits as usize;
+            format!("{sign}{}.{:0width$} {code}", abs / scale, abs % scale)
+        }
+    }
+}
+
+/// How many decimal digits a currency's minor unit has in Stripe's amounts: 0 for Stripe's
+/// zero-decimal currencies (an amount of `500` JPY is ¥500), 3 for the three-decimal ones, 2 for
+/// the rest (<https://docs.stripe.com/currencies#zero-decimal>, `#three-decimal`).
+pub fn minor_unit_digits(currency: &str) -> u32 {
+    const ZERO_DECIMAL: [&str; 16] = [
+        "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+        "xaf", "xof", "xpf",
+    ];
+    const THREE_DECIMAL: [&str; 5] = ["bhd", "jod", "kwd", "omr", "tnd"];
+    let currency = currency.to_ascii_lowercase();
+    if ZERO_DECIMAL.contains(&currency.as_str()) {
+        0
+    } else if THREE_DECIMAL.contains(&currency.as_str()) {
+        3
+    } else {
+        2
+    }
 }
 
 /// The step for a job the re-check stopped (`Skip` or `Fail`); `None` for `Charge`.
@@ -975,5 +997,8 @@ mod tests {
     fn money_reads_as_units_and_cents() {
         assert_eq!(format_money(12_500, "cad"), "125.00 CAD");
         assert_eq!(format_money(5, "usd"), "0.05 USD");
+        assert_eq!(format_money(-250, "eur"), "-2.50 EUR");
+        assert_eq!(format_money(12_500, "jpy"), "12500 JPY");
+        assert_eq!(format_money(1_250, "KWD"), "1.250 KWD");
     }
 }

@@ -47,6 +47,12 @@ impl fmt::Debug for ApiToken {
 pub struct TokenHash(String);
 
 impl TokenHash {
+    /// A hash as stored (64 lower-case hex digits); `None` for anything else.
+    pub fn from_stored(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(hex.to_owned()))
+    }
+
     /// The 64 hex digits.
     pub fn as_str(&self) -> &str {
         &self.0

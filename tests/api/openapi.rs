@@ -6,14 +6,27 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-/// Every `[[trigger.http]]` route of the application manifest.
+/// The component whose routes are screens for people, not API: the README describes them.
+const SCREENS: &str = "console";
+
+/// Every `[[trigger.http]]` route of the application manifest, but the console's screens.
 fn manifest_routes() -> Vec<String> {
     let text = std::fs::read_to_string(workspace_root().join("spin.toml")).expect("spin.toml");
     let manifest: toml::Table = toml::from_str(&text).expect("spin.toml is TOML");
-    manifest["trigger"]["http"]
+    let routes: Vec<&toml::Value> = manifest["trigger"]["http"]
         .as_array()
         .expect("[[trigger.http]] entries")
         .iter()
+        .collect();
+    assert!(
+        routes
+            .iter()
+            .any(|trigger| trigger["component"].as_str() == Some(SCREENS)),
+        "the console serves its screens"
+    );
+    routes
+        .into_iter()
+        .filter(|trigger| trigger["component"].as_str() != Some(SCREENS))
         .map(|trigger| {
             trigger["route"]
                 .as_str()

@@ -1,18 +1,8 @@
 //! The `customer-api` Spin component: account bootstrap, customers (with bulk import),
-//! bookings and the account's automation settings, over HTTP.
+//! bookings, the account's automation settings, activity and feedback, over HTTP.
 //!
-//! A thin shell: it parses requests into the core's types (`mio_shared`), reads and writes
-//! Spin SQLite, and maps errors to problem responses. It makes no business decisions itself,
-//! and no outbound requests: the customer's card on file (which asks Stripe and sends links)
-//! is the `card-api` component's, so the component that holds the customer list has no
-//! outbound network access.
-//! This file is only the entry point; see `app` for the request pipeline.
-
-mod app;
-mod csv;
-mod handlers;
-mod router;
-mod storage;
+//! Only the entry point: the routes are `mio_api::customers`'s, which the `console` component's
+//! screens call too.
 
 // The SDK's macro generates the `unsafe` export glue of the wasi:http world; our own code
 // stays free of `unsafe` (denied crate-wide in Cargo.toml).
@@ -24,6 +14,6 @@ mod entry {
     /// Serves one request (Spin creates a fresh instance for each).
     #[http_component]
     async fn handle(request: IncomingRequest) -> Response {
-        crate::app::handle(request).await
+        mio_api::customers::app::handle(request).await
     }
 }

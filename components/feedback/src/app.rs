@@ -99,7 +99,9 @@ async fn submit(request: Incoming, hash: &str, style: Style) -> Result<Response,
         Media::Form => Answer::from_form(&body).map_err(Invalid::Form),
         Media::Json => Answer::from_json(&body).map_err(Invalid::Json),
         // Not in `ACCEPTED`, so never read.
-        Media::Csv => return Err(ApiError::UnsupportedMediaType("application/json")),
+        Media::Csv | Media::Multipart => {
+            return Err(ApiError::UnsupportedMediaType("application/json"));
+        }
     };
     let now = system::now()?;
     let db = db::connect()?;

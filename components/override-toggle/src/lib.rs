@@ -1,19 +1,8 @@
-//! The `override-toggle` Spin component: per-customer automation overrides (inherit, enabled,
-//! disabled, with an optional customer timing), the effective view of each automation with its
-//! provenance, the history of changes, and the application's OpenAPI document.
+//! The `override-toggle` Spin component: per-customer automation overrides, their effective
+//! view and history, and the application's OpenAPI document.
 //!
-//! A thin shell over the core (`mio_shared`): whether an automation is on and when it runs is
-//! decided by `mio_shared::rules::resolve` and `mio_shared::plan::plan`; this component parses
-//! requests, reads and writes Spin SQLite through `mio_platform`, and answers. It does not run
-//! automations (the tick does) and does not own the account rules (customer-api does).
-//! This file is only the entry point; see `app` for the request pipeline.
-
-mod app;
-mod body;
-mod handlers;
-mod router;
-mod storage;
-mod view;
+//! Only the entry point: the routes are `mio_api::overrides`'s, which the `console` component's
+//! screens call too.
 
 // The SDK's macro generates the `unsafe` export glue of the wasi:http world; our own code
 // stays free of `unsafe` (denied crate-wide in Cargo.toml).
@@ -25,6 +14,6 @@ mod entry {
     /// Serves one request (Spin creates a fresh instance for each).
     #[http_component]
     async fn handle(request: IncomingRequest) -> Response {
-        crate::app::handle(request).await
+        mio_api::overrides::app::handle(request).await
     }
 }

@@ -67,19 +67,28 @@ pub fn signed_in(token: &ApiToken, now: Timestamp) -> Result<(SpinDb, Caller), A
 /// account and the schema version together; only an out-of-date schema costs more (migrate,
 /// then read the account again).
 pub fn sign_in_on(db: &impl Sql, token: &ApiToken, now: Timestamp) -> Result<Caller, ApiError> {
-    let hash = token.hash();
-    let first = accounts::find_by_token_with_schema(db, &hash);
+    sign_in_by_hash(db, &token.hash(), now)
+}
+
+/// [`sign_in_on`] for the token hashed as `hash` (the console's session keeps the hash, never
+/// the token).
+pub fn sign_in_by_hash(
+    db: &impl Sql,
+    hash: &TokenHash,
+    now: Timestamp,
+) -> Result<Caller, ApiError> {
+    let first = accounts::find_by_token_with_schema(db, hash);
     let account = match first {
         Ok((account, true)) => account,
         _ => {
             migrations::migrate(db, now)?;
-            accounts::find_by_token(db, &hash)?
+            accounts::find_by_token(db, hash)?
         }
     };
     let account = account.ok_or(ApiError::Unauthorized { presented: true })?;
     Ok(Caller {
         account,
-        token_label: token_label(&hash),
+        token_label: token_label(hash),
     })
 }
 

@@ -18,6 +18,8 @@ pub enum Media {
     Csv,
     /// `application/x-www-form-urlencoded` (what an HTML form posts), UTF-8.
     Form,
+    /// `multipart/form-data`: a browser form with a file input.
+    Multipart,
 }
 
 /// The parts of a request read before deciding anything; the body stays unread until needed.
@@ -32,6 +34,10 @@ pub struct Incoming {
     pub authorization: Vec<String>,
     /// Every `Idempotency-Key` header value.
     pub idempotency_key: Vec<String>,
+    /// The `Cookie` headers (the console's session).
+    pub cookie: Vec<String>,
+    /// The URL the client asked for, as Spin's `spin-full-url` header gives it.
+    pub full_url: Option<String>,
     content_type: Vec<String>,
     content_length: Vec<String>,
     request: IncomingRequest,
@@ -59,6 +65,8 @@ impl Incoming {
             query,
             authorization: values("authorization"),
             idempotency_key: values("idempotency-key"),
+            cookie: values("cookie"),
+            full_url: values("spin-full-url").into_iter().next(),
             content_type: values("content-type"),
             content_length: values("content-length"),
             request,
@@ -86,6 +94,14 @@ impl Incoming {
     }
 
     /// The body, once its media type is JSON and its size is within [`MAX_BODY_BYTES`].
+    /// The `Content-Type`, if exactly one was sent.
+    pub fn content_type(&self) -> Option<&str> {
+        match self.content_type.as_slice() {
+            [content_type] => Some(content_type),
+            _ => None,
+        }
+    }
+
     pub async fn json_body(self) -> Result<Vec<u8>, ApiError> {
         self.body(&[Media::Json], MAX_BODY_BYTES)
             .await
@@ -135,6 +151,7 @@ impl Media {
             Media::Json => is_json(content_type),
             Media::Csv => is_csv(content_type),
             Media::Form => is_form(content_type),
+            Media::Multipart => has_essence(content_type, &["multipart/form-data"]),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /api/v1/activity` and `GET /api/v1/customers/{id}/activity`: the Automations Activity
 //! view, newest first.
 
-use crate::storage::{self, Sql};
+use crate::customers::storage::{self, Sql};
 use mio_platform::{ApiError, Owner, response};
 use mio_shared::{Account, ActivityQuery, CustomerId, FieldError, Page};
 use spin_sdk::http::Response;

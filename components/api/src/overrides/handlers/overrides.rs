@@ -1,9 +1,9 @@
 //! `/api/v1/customers/{id}/automations[/{automation}[/history]]`.
 
-use crate::body::{self, OverrideUpdate};
-use crate::storage::overrides::{StoredOverride, Written};
-use crate::storage::{self, jobs};
-use crate::view::{self, AutomationsView, Entry, PaymentMeans, SET_RULES_URL};
+use crate::overrides::body::{self, OverrideUpdate};
+use crate::overrides::storage::overrides::{StoredOverride, Written};
+use crate::overrides::storage::{self, jobs};
+use crate::overrides::view::{self, AutomationsView, Entry, PaymentMeans, SET_RULES_URL};
 use anyhow::anyhow;
 use mio_platform::cards::primary_card_expiry;
 use mio_platform::db::Sql;

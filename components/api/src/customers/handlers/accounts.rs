@@ -1,6 +1,6 @@
 //! `POST /api/v1/admin/accounts`: create a business and its API token.
 
-use crate::storage::{self, Sql};
+use crate::customers::storage::{self, Sql};
 use mio_platform::ApiError;
 use mio_platform::response;
 use mio_shared::{AccountBody, AccountId, ApiToken, CreatedAccount, NewAccount, Timestamp, json};

@@ -84,8 +84,8 @@ fn planning_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::OverrideUpdate;
-    use crate::storage::overrides::{compare_and_set, find};
+    use crate::overrides::body::OverrideUpdate;
+    use crate::overrides::storage::overrides::{compare_and_set, find};
     use mio_platform::db::{instant, rfc3339};
     use mio_platform::migrations::migrate;
     use mio_platform::rules_body::RulesBody;

@@ -1,6 +1,6 @@
 //! `/api/v1/customers` and `/api/v1/customers/{id}`.
 
-use crate::storage::{self, Sql};
+use crate::customers::storage::{self, Sql};
 use mio_platform::response;
 use mio_platform::{ApiError, Owner};
 use mio_shared::customer::READ_ONLY_CUSTOMER_FIELDS;

@@ -7,9 +7,9 @@
 //! Writes go in multi-row statements of a few hundred rows, so 10,000 rows take a few dozen
 //! statements.
 
-use crate::csv;
-use crate::storage::Sql;
-use crate::storage::customers::{self, ImportRecord};
+use crate::customers::csv;
+use crate::customers::storage::Sql;
+use crate::customers::storage::customers::{self, ImportRecord};
 use mio_platform::{ApiError, Media, response, system};
 use mio_shared::customer::READ_ONLY_CUSTOMER_FIELDS;
 use mio_shared::{Account, CustomerBody, CustomerId, FieldError, NewCustomer, Timestamp, json};
@@ -63,7 +63,7 @@ pub fn import(
         Media::Csv => csv_rows(body)?,
         Media::Json => json_rows(body)?,
         // The route accepts only the two above (`app` asks `Incoming::body` for them).
-        Media::Form => {
+        Media::Form | Media::Multipart => {
             return Err(ApiError::UnsupportedMediaType(
                 "application/json` or `text/csv",
             ));

@@ -4,7 +4,7 @@ use spin_sdk::http::Response;
 
 /// The document, kept as a readable JSON file beside this component's `Cargo.toml` and
 /// compiled in. The integration tests check it against every route in `spin.toml`.
-pub const DOCUMENT: &str = include_str!("../../openapi.json");
+pub const DOCUMENT: &str = include_str!("../../../openapi.json");
 
 /// The document; public, like the API's shape is.
 pub fn get() -> Response {

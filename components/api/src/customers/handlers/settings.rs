@@ -1,7 +1,7 @@
 //! `/api/v1/settings/automations` (the account's automation rules) and
 //! `/api/v1/settings/miopay`.
 
-use crate::storage::Sql;
+use crate::customers::storage::Sql;
 use mio_platform::jobs::{ReplanScope, replan_bookings};
 use mio_platform::rules_body::{READ_ONLY_RULES_FIELDS, RulesBody};
 use mio_platform::settings::{
@@ -91,13 +91,24 @@ pub fn put_rules(
     body: &[u8],
     now: Timestamp,
 ) -> Result<Response, ApiError> {
-    let body: RulesBody = json::decode(body, READ_ONLY_RULES_FIELDS)?;
-    let rules = body.parse().map_err(ApiError::Validation)?;
+    let rules = parse_rules(body)?;
     let account_id = account.id.as_str();
     store_rules(db, account_id, &rules, now)?;
     let settings = settings_of(db, account)?;
     replan_bookings(db, account_id, &settings, ReplanScope::Account, now)?;
     rules_response(&settings)
+}
+
+fn parse_rules(body: &[u8]) -> Result<mio_shared::rules::AccountRules, ApiError> {
+    let body: RulesBody = json::decode(body, READ_ONLY_RULES_FIELDS)?;
+    body.parse().map_err(ApiError::Validation)
+}
+
+/// What [`put_rules`] would answer to `body` when it refuses it (its validation, and nothing
+/// stored); `204` when it would accept it. The console checks a form this way when part of
+/// it could not be read, so every other error shows at once.
+pub fn check_rules(body: &[u8]) -> Result<Response, ApiError> {
+    parse_rules(body).map(|_| response::no_content())
 }
 
 /// `PUT /api/v1/settings/miopay` body.

@@ -11,8 +11,8 @@
 //! answer in one transaction (this component calls no other service; the card routes, which
 //! call Stripe between their writes, are the `card-api` component's).
 
-use crate::handlers;
-use crate::router::{self, Route};
+use crate::customers::handlers;
+use crate::customers::router::{self, Route};
 use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_platform::owner::under_token;
 use mio_platform::system as platform;

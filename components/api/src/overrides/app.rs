@@ -4,8 +4,8 @@
 //! credentials are checked, and credentials before the body is read, so strangers cannot make
 //! us buffer it.
 
-use crate::handlers;
-use crate::router::{self, Route};
+use crate::overrides::handlers;
+use crate::overrides::router::{self, Route};
 use mio_platform::{ApiError, Caller, Incoming, SpinDb, auth, system};
 use mio_shared::Timestamp;
 use spin_sdk::http::{IncomingRequest, Response};

@@ -4,8 +4,8 @@
 //! Every change re-plans the booking's jobs through the core's planner (`mio_shared::plan`),
 //! so its planned runs follow it: work proportional to the booking, not to the account.
 
-use crate::storage::bookings::{self, Booking, BookingFilter, NewRows};
-use crate::storage::{self, Sql};
+use crate::customers::storage::bookings::{self, Booking, BookingFilter, NewRows};
+use crate::customers::storage::{self, Sql};
 use mio_platform::jobs::{BookingJobChange, apply_job_changes_in_bulk, replan_booking};
 use mio_platform::settings::{PlanningInputs, load_planning_inputs};
 use mio_platform::{ApiError, Owner, response, system};

@@ -7,7 +7,7 @@
 //! reads again. The history row is inserted right after a successful write, naming exactly the
 //! value that was replaced.
 
-use crate::body::OverrideUpdate;
+use crate::overrides::body::OverrideUpdate;
 use anyhow::{Context, anyhow};
 use mio_platform::db::{Record, Sql, optional_text, rfc3339, text};
 use mio_platform::rules_body::{timing_from_json, timing_to_json};
@@ -15,7 +15,7 @@ use mio_shared::rules::{Automation, CustomerOverride, OverrideState, Timing};
 use mio_shared::{Cursor, ListQuery, Timestamp};
 use spin_sdk::sqlite::Value;
 
-use crate::view::Change;
+use crate::overrides::view::Change;
 
 const SELECT_OVERRIDE: &str = "SELECT state, timing_json, updated_at, updated_by \
      FROM customer_overrides WHERE account_id = ?1 AND customer_id = ?2 AND automation = ?3";

@@ -1,8 +1,8 @@
 //! `GET /api/v1/feedback`: the ratings customers sent through their links, newest first, with
 //! the summary of everything the filter matches.
 
-use crate::storage::feedback::FeedbackEntry;
-use crate::storage::{self, Sql};
+use crate::customers::storage::feedback::FeedbackEntry;
+use crate::customers::storage::{self, Sql};
 use mio_platform::{ApiError, response};
 use mio_shared::feedback_answer::{FeedbackQuery, Summary};
 use mio_shared::{Account, Page};

@@ -3,7 +3,7 @@
 //! is, whether a webhook URL falls inside the operator's allow-list) are the core's
 //! (`mio_shared::notify`).
 
-use crate::storage::Sql;
+use crate::customers::storage::Sql;
 use mio_platform::messages::{self, ProviderConfig, webhook_allowed_origin};
 use mio_platform::{ApiError, response};
 use mio_shared::notify::{self, PutError};

@@ -1,0 +1,99 @@
+//! One module per screen family. Each calls the API's handlers (`mio_api`) for what it shows and
+//! changes, and renders their answers.
+
+pub mod activity;
+pub mod automations;
+pub mod bookings;
+pub mod customers;
+pub mod settings;
+
+use crate::api::{Answer, text};
+use crate::app::{Ctx, message_page, not_found};
+use crate::html::e;
+use mio_shared::Timestamp;
+use mio_shared::charge::format_money;
+use mio_shared::console::local_date_time;
+use serde_json::Value;
+use spin_sdk::http::Response;
+
+/// An answer that is not a success, as a page: 404 as the console's "not found" (another
+/// account's id looks like no id at all), anything else with the API's own words.
+fn failure(answer: &Answer) -> Response {
+    if answer.status == 404 {
+        not_found()
+    } else {
+        message_page(answer.status, "Could not do that", &answer.detail())
+    }
+}
+
+/// An RFC 3339 instant from the API, in the account's zone (`—` for none).
+fn when(ctx: &Ctx, value: &Value) -> String {
+    match value.as_str().and_then(|at| Timestamp::parse(at).ok()) {
+        Some(at) => format!(
+            "<time datetime=\"{}\">{}</time>",
+            e(text(value)),
+            e(&local_date_time(&ctx.account().timezone, at))
+        ),
+        None => "—".to_owned(),
+    }
+}
+
+/// An amount in minor units with its currency, as people read it.
+fn money(amount: &Value, currency: &Value) -> String {
+    match (amount.as_i64(), currency.as_str()) {
+        (Some(amount), Some(currency)) => e(&format_money(amount, currency)),
+        _ => "—".to_owned(),
+    }
+}
+
+/// A JSON string for HTML, or `—`.
+fn shown(value: &Value) -> String {
+    match value.as_str() {
+        Some(text) if !text.is_empty() => e(text),
+        _ => "—".to_owned(),
+    }
+}
+
+/// A query string of the non-empty `pairs`.
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if !value.is_empty() {
+            out.append_pair(key, value);
+        }
+    }
+    out.finish()
+}
+
+/// The value of parameter `name` in a query string ("" when absent).
+fn param(query: &str, name: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The "Next page" link for a list answer, keeping `kept` parameters.
+fn next_link(path: &str, kept: &[(&str, &str)], answer: &Answer) -> String {
+    match answer.body["next_cursor"].as_str() {
+        Some(cursor) => {
+            let mut pairs = kept.to_vec();
+            pairs.push(("cursor", cursor));
+            format!(
+                "<p><a href=\"{path}?{}\" rel=\"next\">Next page</a></p>",
+                e(&query(&pairs))
+            )
+        }
+        None => String::new(),
+    }
+}
+
+/// A path inside the console to go back to after a form (`return_to`), or `fallback`: only
+/// paths under `/app/`, so a form cannot be made to send the browser elsewhere.
+fn back_to(candidate: &str, fallback: &str) -> String {
+    let safe = candidate.starts_with("/app/")
+        && !candidate.contains("//")
+        && !candidate.contains('\\')
+        && candidate.chars().all(|c| c.is_ascii_graphic());
+    if safe { candidate } else { fallback }.to_owned()
+}
