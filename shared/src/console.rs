@@ -251,11 +251,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn at(text: &str) -> Timestamp {
-        Timestamp::parse(text).unwrap()
+        Timestamp::parse(text).expect("an RFC 3339 instant")
     }
 
     fn toronto() -> TimeZone {
-        TimeZone::parse("America/Toronto").unwrap()
+        TimeZone::parse("America/Toronto").expect("a known zone")
     }
 
     #[test]
@@ -289,8 +289,11 @@ mod tests {
     #[test]
     fn a_session_survives_its_stored_form() {
         let session = Session::open("h".into(), "c".into(), at("2026-12-01T10:00:00Z"));
-        let stored = serde_json::to_string(&session).unwrap();
-        assert_eq!(serde_json::from_str::<Session>(&stored).unwrap(), session);
+        let stored = serde_json::to_string(&session).expect("a session serializes");
+        assert_eq!(
+            serde_json::from_str::<Session>(&stored).expect("a stored session reads"),
+            session
+        );
     }
 
     #[test]
@@ -360,10 +363,10 @@ mod tests {
 
         #[test]
         fn local_inputs_round_trip(seconds in 1_700_000_000i64..1_900_000_000) {
-            let instant = Timestamp::from_unix_millis((seconds / 60) * 60_000).unwrap();
+            let instant = Timestamp::from_unix_millis((seconds / 60) * 60_000).expect("in range");
             let zone = toronto();
             let shown = local_input(&zone, instant);
-            let read = parse_local_input(&zone, &shown).unwrap();
+            let read = parse_local_input(&zone, &shown).expect("a shown input reads back");
             // An hour repeated when clocks go back reads as its first occurrence.
             prop_assert!(read == instant || read.plus_minutes(60) == instant);
         }

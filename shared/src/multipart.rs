@@ -154,7 +154,7 @@ mod tests {
             BOUNDARY,
             &body(&[("csrf", None, b"tok"), ("file", Some("people.csv"), csv)]),
         )
-        .unwrap();
+        .expect("a well-framed body");
         assert_eq!(
             parts,
             vec![
@@ -192,7 +192,7 @@ mod tests {
         fn any_bytes_come_back_as_sent(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             // A browser picks a boundary that does not occur in the data.
             prop_assume!(!data.windows(BOUNDARY.len()).any(|w| w == BOUNDARY.as_bytes()));
-            let parts = parse(BOUNDARY, &body(&[("file", Some("f.csv"), &data)])).unwrap();
+            let parts = parse(BOUNDARY, &body(&[("file", Some("f.csv"), &data)])).expect("a well-framed body");
             prop_assert_eq!(&parts[0].data, &data);
         }
     }

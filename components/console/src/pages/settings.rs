@@ -385,10 +385,10 @@ pub fn save(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
         ("feedback_delay", "/feedback/delay_minutes"),
         ("feedback_stale", "/feedback/stale_after_minutes"),
     ] {
-        if let Some(slot) = shown.pointer_mut(field) {
-            if !form.text(name).is_empty() || !slot.is_null() {
-                *slot = json!(form.text(name));
-            }
+        if let Some(slot) = shown.pointer_mut(field)
+            && (!form.text(name).is_empty() || !slot.is_null())
+        {
+            *slot = json!(form.text(name));
         }
     }
     let status = if answer.ok() { 400 } else { answer.status };
