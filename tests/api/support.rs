@@ -1,8 +1,9 @@
-//! What several test files share, and the benchmarks with them (`tests/benches/support`
-//! includes this file): an app on a fake Stripe, an account set up to charge, the tick, the
+//! What several test files share, and the benchmarks and the browser test with them
+//! (`tests/benches/support` and `tests/browser/main.rs` include this file): an app on a fake
+//! Stripe, an account set up to charge (customers, a card on file, bookings), the tick, the
 //! served OpenAPI document, Stripe's events, the app's SQLite file (for what HTTP cannot set
 //! up or show), and the clock. Only `mio_tests` and external crates are used here, so that the
-//! benchmarks can include it.
+//! benchmarks and the browser test can include it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -54,16 +55,16 @@ pub(crate) async fn furnish(
     stripe_customer: &str,
     card: &str,
 ) -> String {
-    let put = |path: &'static str, body: Value| async move {
-        let (status, answer) = app.call(Method::PUT, path, Some(token), Some(body)).await;
-        assert_eq!(status, 200, "{path}: {answer}");
-    };
-    put(
+    put_ok(
+        app,
+        token,
         "/api/v1/settings/miopay",
         json!({"enabled": true, "stripe_account_id": stripe_account}),
     )
     .await;
-    put(
+    put_ok(
+        app,
+        token,
         "/api/v1/settings/automations",
         json!({
             "payment": {"enabled": true, "trigger": "before_start", "offset_minutes": 1440},
@@ -71,16 +72,53 @@ pub(crate) async fn furnish(
         }),
     )
     .await;
+    let customer = create_customer(
+        app,
+        token,
+        json!({"name": "Ada", "stripe_customer_id": stripe_customer}),
+    )
+    .await;
+    give_card(
+        app,
+        stripe,
+        token,
+        stripe_account,
+        &customer,
+        stripe_customer,
+        card,
+    )
+    .await;
+    customer
+}
+
+/// `PUT path` with `body` as `token`; the answer (a 200 is asserted).
+pub(crate) async fn put_ok(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let (status, answer) = app.call(Method::PUT, path, Some(token), Some(body)).await;
+    assert_eq!(status, 200, "PUT {path}: {answer}");
+    answer
+}
+
+/// `POST /api/v1/customers` with `body` as `token`; the new customer's id (a 201 is asserted).
+pub(crate) async fn create_customer(app: &TestApp, token: &str, body: Value) -> String {
     let (status, customer) = app
-        .call(
-            Method::POST,
-            "/api/v1/customers",
-            Some(token),
-            Some(json!({"name": "Ada", "stripe_customer_id": stripe_customer})),
-        )
+        .call(Method::POST, "/api/v1/customers", Some(token), Some(body))
         .await;
     assert_eq!(status, 201, "{customer}");
-    let customer = customer["id"].as_str().expect("customer id").to_owned();
+    customer["id"].as_str().expect("customer id").to_owned()
+}
+
+/// Makes a Visa ending 4242 (12/2030), `card` on `stripe`, the primary card of `customer`, whose
+/// Stripe customer on `stripe_account` is `stripe_customer` (`PUT
+/// /api/v1/customers/{id}/payment-method`; a 200 is asserted).
+pub(crate) async fn give_card(
+    app: &TestApp,
+    stripe: &FakeStripe,
+    token: &str,
+    stripe_account: &str,
+    customer: &str,
+    stripe_customer: &str,
+    card: &str,
+) {
     stripe.add_payment_method(
         Some(stripe_account),
         stripe_customer,
@@ -90,16 +128,42 @@ pub(crate) async fn furnish(
         12,
         2030,
     );
-    let (status, answer) = app
+    put_ok(
+        app,
+        token,
+        &format!("/api/v1/customers/{customer}/payment-method"),
+        json!({"payment_method_id": card}),
+    )
+    .await;
+}
+
+/// A two-hour "standard" visit of `customer` for `amount_cents` CAD, starting in `hours` (with
+/// "charge 24 hours before start", its charge is due now when that is under 24); its id (a 201
+/// is asserted).
+pub(crate) async fn book(
+    app: &TestApp,
+    token: &str,
+    customer: &str,
+    hours: i64,
+    amount_cents: i64,
+) -> String {
+    let (status, booking) = app
         .call(
-            Method::PUT,
-            &format!("/api/v1/customers/{customer}/payment-method"),
+            Method::POST,
+            "/api/v1/bookings",
             Some(token),
-            Some(json!({"payment_method_id": card})),
+            Some(json!({
+                "customer_id": customer,
+                "service_type": "standard",
+                "start_at": in_hours(hours),
+                "end_at": in_hours(hours + 2),
+                "amount_cents": amount_cents,
+                "currency": "cad"
+            })),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
-    customer
+    assert_eq!(status, 201, "{booking}");
+    booking["id"].as_str().expect("booking id").to_owned()
 }
 
 /// `POST /api/v1/internal/tick` with the tick token; its summary (a 200 is asserted).

@@ -79,22 +79,7 @@ impl Biz {
 
     /// A booking of `customer` starting in `hours`.
     pub(crate) async fn booking_of(&self, customer: &str, hours: i64) -> String {
-        let (status, booking) = self
-            .call(
-                Method::POST,
-                "/api/v1/bookings",
-                Some(json!({
-                    "customer_id": customer,
-                    "service_type": "standard",
-                    "start_at": in_hours(hours),
-                    "end_at": in_hours(hours + 2),
-                    "amount_cents": PRICE,
-                    "currency": "cad"
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{booking}");
-        booking["id"].as_str().expect("booking id").to_owned()
+        crate::support::book(&self.app, &self.token, customer, hours, PRICE).await
     }
 
     /// A tick over HTTP; its summary, checked against the served OpenAPI document.
