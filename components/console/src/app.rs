@@ -168,14 +168,13 @@ async fn serve(request: Incoming) -> anyhow::Result<Response> {
                 set_cookie(SESSION_COOKIE, "", 0, secure),
             ))
         }
-        (route, None, _) | (route, _, None) => Ok(if matches!(request.method, Method::Post) {
+        (_, None, _) | (_, _, None) => Ok(if matches!(request.method, Method::Post) {
             message_page(
                 403,
                 "Signed out",
                 "Your session has ended, so nothing was changed. Sign in again and repeat the change.",
             )
         } else {
-            let _ = route;
             html::redirect("/app/")
         }),
         (route, Some(session), Some(id)) => {

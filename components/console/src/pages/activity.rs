@@ -1,13 +1,12 @@
 //! The Automations Activity view: every run, newest first, Success / Failed / Skipped /
 //! Retrying, filtered by status, automation, customer and dates, each with its details.
 
-use super::{failure, money, next_link, param, query, when};
+use super::{day_bounds, failure, money, next_link, param, query, when};
 use crate::api::{Answer, text};
 use crate::app::Ctx;
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{activity, customers};
 use mio_shared::CustomerId;
-use mio_shared::console::local_day_start;
 use serde_json::Value;
 use spin_sdk::http::Response;
 use std::collections::BTreeMap;
@@ -42,14 +41,7 @@ pub fn page(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
     let from = param(raw_query, "from");
     let to = param(raw_query, "to");
     let cursor = param(raw_query, "cursor");
-    let zone = &ctx.account().timezone;
-    // Dates are the account's local days; the API takes instants. A date that does not read
-    // goes to the API as typed, so its error names the field.
-    let instant = |date: &str, next_day: bool| match local_day_start(zone, date, next_day) {
-        Some(at) => at.to_string(),
-        None => date.to_owned(),
-    };
-    let (from_at, to_at) = (instant(&from, false), instant(&to, true));
+    let (from_at, to_at) = day_bounds(ctx, &from, &to);
     let answer = Answer::of(activity::list(
         &ctx.db,
         &ctx.owner(),

@@ -1,13 +1,13 @@
 //! Bookings: the list with filters, a new booking (one-time or recurring), and a booking's
 //! page with its planned and past automation runs; complete and cancel.
 
-use super::{back_to, failure, money, next_link, param, query, shown, when};
+use super::{back_to, day_bounds, failure, money, next_link, param, query, shown, when};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{activity, bookings, customers};
 use mio_shared::BookingId;
-use mio_shared::console::{local_day_start, parse_amount, parse_local_input};
+use mio_shared::console::{parse_amount, parse_local_input};
 use serde_json::{Value, json};
 use spin_sdk::http::Response;
 
@@ -87,19 +87,15 @@ pub fn list(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
     let from = param(raw_query, "from");
     let to = param(raw_query, "to");
     let cursor = param(raw_query, "cursor");
-    let zone = &ctx.account().timezone;
-    let instant = |date: &str, next_day: bool| match local_day_start(zone, date, next_day) {
-        Some(at) => at.to_string(),
-        None => date.to_owned(),
-    };
+    let (from_at, to_at) = day_bounds(ctx, &from, &to);
     let answer = Answer::of(bookings::list(
         &ctx.db,
         ctx.account(),
         &query(&[
             ("customer_id", &customer_id),
             ("status", &status),
-            ("from", &instant(&from, false)),
-            ("to", &instant(&to, true)),
+            ("from", &from_at),
+            ("to", &to_at),
             ("cursor", &cursor),
             ("limit", "25"),
         ]),
@@ -470,7 +466,6 @@ pub fn page(ctx: &Ctx, id: &BookingId) -> anyhow::Result<Response> {
 /// `POST /app/bookings/{id}/complete`.
 pub fn complete(ctx: &Ctx, id: &BookingId, form: &Form) -> anyhow::Result<Response> {
     settle(
-        ctx,
         id,
         form,
         bookings::complete(&ctx.db, ctx.account(), id, ctx.now),
@@ -480,7 +475,6 @@ pub fn complete(ctx: &Ctx, id: &BookingId, form: &Form) -> anyhow::Result<Respon
 /// `POST /app/bookings/{id}/cancel`.
 pub fn cancel(ctx: &Ctx, id: &BookingId, form: &Form) -> anyhow::Result<Response> {
     settle(
-        ctx,
         id,
         form,
         bookings::cancel(&ctx.db, ctx.account(), id, ctx.now),
@@ -488,12 +482,10 @@ pub fn cancel(ctx: &Ctx, id: &BookingId, form: &Form) -> anyhow::Result<Response
 }
 
 fn settle(
-    ctx: &Ctx,
     id: &BookingId,
     form: &Form,
     result: Result<Response, mio_platform::ApiError>,
 ) -> anyhow::Result<Response> {
-    let _ = ctx;
     let answer = Answer::of(result);
     if !answer.ok() {
         return Ok(failure(&answer));

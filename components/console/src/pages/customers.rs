@@ -138,14 +138,8 @@ fn customer_form(
         })
         .collect();
     let notifications = &values["notifications"];
-    let others = errors.others(&[
-        "name",
-        "email",
-        "phone",
-        "service_address",
-        "billing_address",
-        "notes",
-    ]);
+    let shown: Vec<&str> = FIELDS.iter().map(|(_, _, field, _)| *field).collect();
+    let others = errors.others(&shown);
     let problem = if others.is_empty() {
         String::new()
     } else {

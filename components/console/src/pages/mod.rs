@@ -12,7 +12,7 @@ use crate::app::{Ctx, message_page, not_found};
 use crate::html::e;
 use mio_shared::Timestamp;
 use mio_shared::charge::format_money;
-use mio_shared::console::local_date_time;
+use mio_shared::console::{local_date_time, local_day_start};
 use serde_json::Value;
 use spin_sdk::http::Response;
 
@@ -52,6 +52,18 @@ fn shown(value: &Value) -> String {
         Some(text) if !text.is_empty() => e(text),
         _ => "—".to_owned(),
     }
+}
+
+/// A filter's `from` and `to` dates (the account's local days) as the instants the API takes:
+/// the start of `from`, and the end of `to` (the start of the day after), so both days are
+/// included. A date that does not read goes to the API as typed, so its error names the field.
+fn day_bounds(ctx: &Ctx, from: &str, to: &str) -> (String, String) {
+    let zone = &ctx.account().timezone;
+    let instant = |date: &str, next_day: bool| match local_day_start(zone, date, next_day) {
+        Some(at) => at.to_string(),
+        None => date.to_owned(),
+    };
+    (instant(from, false), instant(to, true))
 }
 
 /// A query string of the non-empty `pairs`.
