@@ -851,5 +851,16 @@ scenario(
     assert.equal(customer.phone, '+14165550142');
     assert.equal(customer.notes, 'Prefers mornings.');
     assert.deepEqual(customer.notifications, { email: true, sms: true });
+
+    // The same form sent again (a double click, a reload after a lost answer) creates nothing
+    // more: it carries the key the form was shown with, and leads to the same customer.
+    const again = await page.request.post(created.request().url(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      data: created.request().postData(),
+      maxRedirects: 0,
+    });
+    assert.equal(again.status(), 303);
+    assert.equal(new URL(again.headers().location, page.url()).pathname, `/app/customers/${id}`);
+    assert.equal((await customersMatching(A.token, 'hedy')).length, 1, 'one Hedy, not two');
   },
 );

@@ -256,7 +256,7 @@ fn dispatch(ctx: &Ctx, route: Route, query: &str, form: &Form) -> anyhow::Result
     match route {
         Route::Home => Ok(html::redirect("/app/customers")),
         Route::Customers => customers::list(ctx, query),
-        Route::NewCustomer => Ok(customers::new(ctx)),
+        Route::NewCustomer => customers::new(ctx),
         Route::CreateCustomer => customers::create(ctx, form),
         Route::ImportForm => Ok(customers::import_form(ctx)),
         Route::Import => customers::import(ctx, form),

@@ -121,6 +121,15 @@ pub fn csrf_input(csrf: &str) -> String {
     )
 }
 
+/// The hidden field that carries a creating form's idempotency key: a fresh one each time the
+/// form is shown, so sending the same form twice creates once.
+pub fn idempotency_input() -> anyhow::Result<String> {
+    let key = mio_shared::console::secret(&mio_platform::system::random_bytes()?);
+    Ok(format!(
+        "<input type=\"hidden\" name=\"idempotency_key\" value=\"{key}\">"
+    ))
+}
+
 /// A one-button form posting to `action` (with the CSRF token and hidden `fields`).
 pub fn button_form(
     action: &str,

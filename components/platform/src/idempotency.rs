@@ -83,6 +83,24 @@ impl Keyed {
         })
     }
 
+    /// The key a form carries (the console puts a fresh one in every creating form it shows, so
+    /// a form sent twice, by a double click or a reload, creates once), for the API route
+    /// `method` and `path` it stands for; an empty key runs unkeyed.
+    pub fn of_form(key: &str, method: &str, path: &str) -> Result<Self, ApiError> {
+        let key = if key.is_empty() {
+            None
+        } else {
+            IdempotencyKey::from_headers(&[key.to_owned()]).map_err(|error| {
+                ApiError::Validation(vec![FieldError::new(HEADER, error.to_string())])
+            })?
+        };
+        Ok(Keyed {
+            key,
+            method: method.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+
     /// Runs `route` for the account under the request's key (see [`run`]); `body` is the
     /// request's body as read (empty for a route that takes none).
     pub fn run<A: Into<Answer>>(

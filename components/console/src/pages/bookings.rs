@@ -1,11 +1,12 @@
 //! Bookings: the list with filters, a new booking (one-time or recurring), and a booking's
 //! page with its planned and past automation runs; complete and cancel.
 
-use super::{back_to, day_bounds, failure, money, next_link, param, query, shown, when};
+use super::{back_to, day_bounds, failure, money, next_link, param, query, shown, unfielded, when};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{activity, bookings, customers};
+use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_shared::BookingId;
 use mio_shared::console::{parse_amount, parse_local_input};
 use serde_json::{Value, json};
@@ -169,7 +170,7 @@ const FREQUENCIES: [(&str, &str); 4] = [
 ];
 
 /// The new-booking form, filled with `values` (field ids → what was typed).
-fn booking_form(ctx: &Ctx, values: &Form, errors: &[(String, String)]) -> String {
+fn booking_form(ctx: &Ctx, values: &Form, errors: &[(String, String)]) -> anyhow::Result<String> {
     let errors = FieldErrors(errors);
     let customers = Answer::of(customers::list(&ctx.db, &ctx.owner(), "limit=200"));
     let mut options: Vec<(String, String)> = vec![(String::new(), "Choose a customer".to_owned())];
@@ -210,14 +211,15 @@ fn booking_form(ctx: &Ctx, values: &Form, errors: &[(String, String)]) -> String
             &others,
         )
     };
-    format!(
-        "{problem}<form class=\"card\" method=\"post\" action=\"/app/bookings\">{}{}{}\
+    Ok(format!(
+        "{problem}<form class=\"card\" method=\"post\" action=\"/app/bookings\">{}{}{}{}\
          <div class=\"row\"><div>{}</div><div>{}</div></div><div class=\"row\"><div>{}</div><div>{}</div></div>\
          <p class=\"hint\">Times are in the account's time zone, {}.</p>\
          <fieldset><legend>Repeat</legend><div class=\"row\"><div>{}</div><div>{}</div></div>\
          <p class=\"hint\">A repeating booking makes one booking per visit.</p></fieldset>\
          <div class=\"actions\"><button type=\"submit\">Create booking</button></div></form>",
         html::csrf_input(ctx.csrf()),
+        html::idempotency_input()?,
         html::select(
             "customer_id",
             "Customer",
@@ -278,14 +280,14 @@ fn booking_form(ctx: &Ctx, values: &Form, errors: &[(String, String)]) -> String
             values.text("count"),
             &errors
         ),
-    )
+    ))
 }
 
 /// `/app/bookings/new?customer_id=`.
 pub fn new(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
     let mut values = Form::default();
     values.set("customer_id", &param(raw_query, "customer_id"));
-    let main = format!("<h1>New booking</h1>{}", booking_form(ctx, &values, &[]));
+    let main = format!("<h1>New booking</h1>{}", booking_form(ctx, &values, &[])?);
     Ok(html::page(
         200,
         "New booking",
@@ -322,12 +324,23 @@ pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
         };
         body["recurrence"] = json!({"frequency": form.text("frequency"), "count": count});
     }
-    let answer = Answer::of(bookings::create(
-        &ctx.db,
-        &ctx.owner(),
-        &serde_json::to_vec(&body)?,
-        ctx.now,
-    ));
+    let bytes = serde_json::to_vec(&body)?;
+    // As `POST /api/v1/bookings` with the form's `Idempotency-Key`: a booking form sent twice
+    // books (and charges) once.
+    let answer = Answer::of(
+        Keyed::of_form(form.text("idempotency_key"), "POST", "/api/v1/bookings").and_then(
+            |keyed| {
+                keyed.run(
+                    &ctx.db,
+                    ctx.account().id.as_str(),
+                    &bytes,
+                    Atomicity::Transaction,
+                    ctx.now,
+                    |_| bookings::create(&ctx.db, &ctx.owner(), &bytes, ctx.now),
+                )
+            },
+        ),
+    );
     if answer.ok() {
         let first = if answer.body["bookings"].is_array() {
             text(&answer.body["bookings"][0]["id"]).to_owned()
@@ -337,8 +350,9 @@ pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
         return Ok(html::redirect(&format!("/app/bookings/{first}")));
     }
     let main = format!(
-        "<h1>New booking</h1>{}",
-        booking_form(ctx, form, &answer.field_errors())
+        "<h1>New booking</h1>{}{}",
+        unfielded(&answer),
+        booking_form(ctx, form, &answer.field_errors())?
     );
     Ok(html::page(
         answer.status,

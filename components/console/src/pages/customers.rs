@@ -1,10 +1,11 @@
 //! Customers: the searchable list, new and edit, import, delete, and the customer's profile.
 
-use super::{failure, next_link, param, query, shown};
+use super::{failure, next_link, param, query, shown, unfielded};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{bookings, customers, import};
+use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_platform::{Media, system};
 use mio_shared::CustomerId;
 use serde_json::{Map, Value, json};
@@ -118,7 +119,7 @@ fn customer_form(
     submit: &str,
     values: &Value,
     errors: &[(String, String)],
-) -> String {
+) -> anyhow::Result<String> {
     let errors = FieldErrors(errors);
     let fields: String = FIELDS
         .iter()
@@ -145,12 +146,13 @@ fn customer_form(
     } else {
         html::alert("Some fields need attention.", &others)
     };
-    format!(
-        "{problem}<form class=\"card\" method=\"post\" action=\"{}\">{}{fields}\
+    Ok(format!(
+        "{problem}<form class=\"card\" method=\"post\" action=\"{}\">{}{}{fields}\
          <fieldset><legend>Notification preferences</legend>{}{}</fieldset>\
          <div class=\"actions\"><button type=\"submit\">{}</button></div></form>",
         e(action),
         html::csrf_input(ctx.csrf()),
+        html::idempotency_input()?,
         html::checkbox(
             "notify_email",
             "E-mail notifications",
@@ -162,7 +164,7 @@ fn customer_form(
             notifications["sms"].as_bool().unwrap_or(true)
         ),
         e(submit)
-    )
+    ))
 }
 
 /// The submitted customer form as the API's JSON: on create, empty fields are left out; on
@@ -192,27 +194,38 @@ fn customer_body(form: &Form, clear_empty: bool) -> Value {
 }
 
 /// `/app/customers/new`.
-pub fn new(ctx: &Ctx) -> Response {
-    let form = customer_form(ctx, "/app/customers", "Create customer", &json!({}), &[]);
-    html::page(
+pub fn new(ctx: &Ctx) -> anyhow::Result<Response> {
+    let form = customer_form(ctx, "/app/customers", "Create customer", &json!({}), &[])?;
+    Ok(html::page(
         200,
         "New customer",
         Some(&ctx.frame(Section::Customers)),
         &format!("<h1>New customer</h1>{form}"),
-    )
+    ))
 }
 
 /// `POST /app/customers`: the API's create; its field errors come back beside the fields.
 pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
     let body = customer_body(form, false);
-    let id = CustomerId::from_random(&system::random_bytes()?);
-    let answer = Answer::of(customers::create(
-        &ctx.db,
-        &ctx.owner(),
-        &serde_json::to_vec(&body)?,
-        &id,
-        ctx.now,
-    ));
+    let bytes = serde_json::to_vec(&body)?;
+    // As `POST /api/v1/customers` with the form's `Idempotency-Key`: sent twice, it creates once.
+    let answer = Answer::of(
+        Keyed::of_form(form.text("idempotency_key"), "POST", "/api/v1/customers").and_then(
+            |keyed| {
+                keyed.run(
+                    &ctx.db,
+                    ctx.account().id.as_str(),
+                    &bytes,
+                    Atomicity::Transaction,
+                    ctx.now,
+                    |_| {
+                        let id = CustomerId::from_random(&system::random_bytes()?);
+                        customers::create(&ctx.db, &ctx.owner(), &bytes, &id, ctx.now)
+                    },
+                )
+            },
+        ),
+    );
     if answer.ok() {
         return Ok(html::redirect(&format!(
             "/app/customers/{}",
@@ -225,12 +238,12 @@ pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
         "Create customer",
         &body,
         &answer.field_errors(),
-    );
+    )?;
     Ok(html::page(
         answer.status,
         "New customer",
         Some(&ctx.frame(Section::Customers)),
-        &format!("<h1>New customer</h1>{form}"),
+        &format!("<h1>New customer</h1>{}{form}", unfielded(&answer)),
     ))
 }
 
@@ -251,7 +264,7 @@ pub fn edit(ctx: &Ctx, id: &CustomerId) -> anyhow::Result<Response> {
         "Save customer",
         &answer.body,
         &[],
-    );
+    )?;
     Ok(html::page(
         200,
         &format!("Edit {name}"),
@@ -282,12 +295,12 @@ pub fn update(ctx: &Ctx, id: &CustomerId, form: &Form) -> anyhow::Result<Respons
         "Save customer",
         &body,
         &answer.field_errors(),
-    );
+    )?;
     Ok(html::page(
         answer.status,
         "Edit customer",
         Some(&ctx.frame(Section::Customers)),
-        &format!("<h1>Edit customer</h1>{form}"),
+        &format!("<h1>Edit customer</h1>{}{form}", unfielded(&answer)),
     ))
 }
 

@@ -26,6 +26,16 @@ fn failure(answer: &Answer) -> Response {
     }
 }
 
+/// A refused form's problem when it names no field (the form shows field errors beside their
+/// fields): the API's own words, above the form.
+fn unfielded(answer: &Answer) -> String {
+    if answer.ok() || !answer.field_errors().is_empty() {
+        String::new()
+    } else {
+        crate::html::alert(&answer.detail(), &[])
+    }
+}
+
 /// An RFC 3339 instant from the API, in the account's zone (`—` for none).
 fn when(ctx: &Ctx, value: &Value) -> String {
     match value.as_str().and_then(|at| Timestamp::parse(at).ok()) {
