@@ -115,6 +115,17 @@ pub fn is_loopback(full_url: &str) -> bool {
             .is_some_and(|rest| rest.split('.').count() == 3)
 }
 
+/// Where a form may send the browser back to (its `return_to` field): a path inside the
+/// console, or `fallback`. Never another origin (`//host`, `/\\host`) or a scheme, so a
+/// crafted form cannot make the console redirect elsewhere.
+pub fn return_path<'a>(candidate: &'a str, fallback: &'a str) -> &'a str {
+    let inside = candidate.starts_with("/app/")
+        && !candidate.contains("//")
+        && !candidate.contains('\\')
+        && candidate.chars().all(|c| c.is_ascii_graphic());
+    if inside { candidate } else { fallback }
+}
+
 /// The units a screen offers for a span of minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -337,6 +348,27 @@ mod tests {
             "ftp://127.0.0.1/",
         ] {
             assert!(!is_loopback(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_form_returns_only_inside_the_console() {
+        let fallback = "/app/bookings/bkg_1";
+        for inside in ["/app/customers/cus_1", "/app/bookings?status=scheduled"] {
+            assert_eq!(return_path(inside, fallback), inside);
+        }
+        for elsewhere in [
+            "",
+            "https://evil.example/app/",
+            "//evil.example/app/",
+            "/app//evil.example",
+            "/app/\\evil.example",
+            "/api/v1/customers",
+            "/app/customers\r\nSet-Cookie: x=1",
+            "/app/ space",
+            "app/customers",
+        ] {
+            assert_eq!(return_path(elsewhere, fallback), fallback, "{elsewhere:?}");
         }
     }
 

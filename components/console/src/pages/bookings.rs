@@ -1,14 +1,14 @@
 //! Bookings: the list with filters, a new booking (one-time or recurring), and a booking's
 //! page with its planned and past automation runs; complete and cancel.
 
-use super::{back_to, day_bounds, failure, money, next_link, param, query, shown, unfielded, when};
+use super::{day_bounds, failure, money, next_link, param, query, shown, unfielded, when};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{activity, bookings, customers};
 use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_shared::BookingId;
-use mio_shared::console::{parse_amount, parse_local_input};
+use mio_shared::console::{parse_amount, parse_local_input, return_path};
 use serde_json::{Value, json};
 use spin_sdk::http::Response;
 
@@ -505,5 +505,8 @@ fn settle(
         return Ok(failure(&answer));
     }
     let fallback = format!("/app/bookings/{id}");
-    Ok(html::redirect(&back_to(form.text("return_to"), &fallback)))
+    Ok(html::redirect(return_path(
+        form.text("return_to"),
+        &fallback,
+    )))
 }

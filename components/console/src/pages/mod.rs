@@ -109,13 +109,3 @@ fn next_link(path: &str, kept: &[(&str, &str)], answer: &Answer) -> String {
         None => String::new(),
     }
 }
-
-/// A path inside the console to go back to after a form (`return_to`), or `fallback`: only
-/// paths under `/app/`, so a form cannot be made to send the browser elsewhere.
-fn back_to(candidate: &str, fallback: &str) -> String {
-    let safe = candidate.starts_with("/app/")
-        && !candidate.contains("//")
-        && !candidate.contains('\\')
-        && candidate.chars().all(|c| c.is_ascii_graphic());
-    if safe { candidate } else { fallback }.to_owned()
-}
