@@ -1,7 +1,7 @@
 //! The Automations Activity view: every run, newest first, Success / Failed / Skipped /
 //! Retrying, filtered by status, automation, customer and dates, each with its details.
 
-use super::{day_bounds, failure, money, next_link, param, query, when};
+use super::{customer_and_days, day_bounds, failure, money, next_link, param, query, when};
 use crate::api::{Answer, text};
 use crate::app::Ctx;
 use crate::html::{self, FieldErrors, Section, e};
@@ -94,7 +94,7 @@ pub fn page(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
     let main = format!(
         "<h1>Automations Activity</h1>\
          <form method=\"get\" action=\"/app/activity\" class=\"filters\" aria-label=\"Filters\">\
-         <div>{}</div><div>{}</div><div>{}</div><div>{}</div><div>{}</div>\
+         <div>{}</div><div>{}</div>{}\
          <button type=\"submit\">Filter</button></form>{problem}{table}{}",
         html::select(
             "status",
@@ -112,16 +112,7 @@ pub fn page(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
             &automation,
             &field_errors
         ),
-        html::input(
-            "customer_id",
-            "Customer ID",
-            "customer_id",
-            "text",
-            &customer_id,
-            &field_errors
-        ),
-        html::input("from", "From", "from", "date", &from, &field_errors),
-        html::input("to", "To", "to", "date", &to, &field_errors),
+        customer_and_days(&customer_id, &from, &to, &field_errors),
         next_link(
             "/app/activity",
             &[

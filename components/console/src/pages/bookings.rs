@@ -1,12 +1,14 @@
 //! Bookings: the list with filters, a new booking (one-time or recurring), and a booking's
 //! page with its planned and past automation runs; complete and cancel.
 
-use super::{day_bounds, failure, money, next_link, param, query, shown, unfielded, when};
+use super::{
+    create_once, customer_and_days, day_bounds, failure, money, next_link, param, query, shown,
+    unfielded, when,
+};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{activity, bookings, customers};
-use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_shared::BookingId;
 use mio_shared::console::{parse_amount, parse_local_input, return_path};
 use serde_json::{Value, json};
@@ -119,7 +121,7 @@ pub fn list(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
     let main = format!(
         "<h1>Bookings</h1><div class=\"actions\"><a class=\"button\" href=\"/app/bookings/new\">New booking</a></div>\
          <form method=\"get\" action=\"/app/bookings\" class=\"filters\" aria-label=\"Filters\">\
-         <div>{}</div><div>{}</div><div>{}</div><div>{}</div><button type=\"submit\">Filter</button></form>{problem}{}{}",
+         <div>{}</div>{}<button type=\"submit\">Filter</button></form>{problem}{}{}",
         html::select(
             "status",
             "Status",
@@ -128,16 +130,7 @@ pub fn list(ctx: &Ctx, raw_query: &str) -> anyhow::Result<Response> {
             &status,
             &field_errors
         ),
-        html::input(
-            "customer_id",
-            "Customer ID",
-            "customer_id",
-            "text",
-            &customer_id,
-            &field_errors
-        ),
-        html::input("from", "From", "from", "date", &from, &field_errors),
-        html::input("to", "To", "to", "date", &to, &field_errors),
+        customer_and_days(&customer_id, &from, &to, &field_errors),
         if answer.ok() {
             table(ctx, &rows, Some("/app/bookings"), true)
         } else {
@@ -325,22 +318,10 @@ pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
         body["recurrence"] = json!({"frequency": form.text("frequency"), "count": count});
     }
     let bytes = serde_json::to_vec(&body)?;
-    // As `POST /api/v1/bookings` with the form's `Idempotency-Key`: a booking form sent twice
-    // books (and charges) once.
-    let answer = Answer::of(
-        Keyed::of_form(form.text("idempotency_key"), "POST", "/api/v1/bookings").and_then(
-            |keyed| {
-                keyed.run(
-                    &ctx.db,
-                    ctx.account().id.as_str(),
-                    &bytes,
-                    Atomicity::Transaction,
-                    ctx.now,
-                    |_| bookings::create(&ctx.db, &ctx.owner(), &bytes, ctx.now),
-                )
-            },
-        ),
-    );
+    // A booking form sent twice books (and charges) once.
+    let answer = create_once(ctx, form, "/api/v1/bookings", &bytes, || {
+        bookings::create(&ctx.db, &ctx.owner(), &bytes, ctx.now)
+    });
     if answer.ok() {
         let first = if answer.body["bookings"].is_array() {
             text(&answer.body["bookings"][0]["id"]).to_owned()

@@ -1,11 +1,10 @@
 //! Customers: the searchable list, new and edit, import, delete, and the customer's profile.
 
-use super::{failure, next_link, param, query, shown, unfielded};
+use super::{create_once, failure, next_link, param, query, shown, unfielded};
 use crate::api::{Answer, text};
 use crate::app::{Ctx, Form};
 use crate::html::{self, FieldErrors, Section, e};
 use mio_api::customers::handlers::{bookings, customers, import};
-use mio_platform::idempotency::{Atomicity, Keyed};
 use mio_platform::{Media, system};
 use mio_shared::CustomerId;
 use serde_json::{Map, Value, json};
@@ -208,24 +207,10 @@ pub fn new(ctx: &Ctx) -> anyhow::Result<Response> {
 pub fn create(ctx: &Ctx, form: &Form) -> anyhow::Result<Response> {
     let body = customer_body(form, false);
     let bytes = serde_json::to_vec(&body)?;
-    // As `POST /api/v1/customers` with the form's `Idempotency-Key`: sent twice, it creates once.
-    let answer = Answer::of(
-        Keyed::of_form(form.text("idempotency_key"), "POST", "/api/v1/customers").and_then(
-            |keyed| {
-                keyed.run(
-                    &ctx.db,
-                    ctx.account().id.as_str(),
-                    &bytes,
-                    Atomicity::Transaction,
-                    ctx.now,
-                    |_| {
-                        let id = CustomerId::from_random(&system::random_bytes()?);
-                        customers::create(&ctx.db, &ctx.owner(), &bytes, &id, ctx.now)
-                    },
-                )
-            },
-        ),
-    );
+    let answer = create_once(ctx, form, "/api/v1/customers", &bytes, || {
+        let id = CustomerId::from_random(&system::random_bytes()?);
+        customers::create(&ctx.db, &ctx.owner(), &bytes, &id, ctx.now)
+    });
     if answer.ok() {
         return Ok(html::redirect(&format!(
             "/app/customers/{}",

@@ -76,6 +76,54 @@ fn day_bounds(ctx: &Ctx, from: &str, to: &str) -> (String, String) {
     (instant(from, false), instant(to, true))
 }
 
+/// The filter fields the activity and bookings lists share: a customer id and a span of days.
+fn customer_and_days(
+    customer_id: &str,
+    from: &str,
+    to: &str,
+    errors: &crate::html::FieldErrors<'_>,
+) -> String {
+    use crate::html::input;
+    format!(
+        "<div>{}</div><div>{}</div><div>{}</div>",
+        input(
+            "customer_id",
+            "Customer ID",
+            "customer_id",
+            "text",
+            customer_id,
+            errors
+        ),
+        input("from", "From", "from", "date", from, errors),
+        input("to", "To", "to", "date", to, errors),
+    )
+}
+
+/// A creating form, run as the API route `POST api_path` it stands for under the form's
+/// idempotency key: the form sent twice (a double click, a reload) creates once, and the
+/// second answer is the first one's.
+fn create_once(
+    ctx: &Ctx,
+    form: &crate::app::Form,
+    api_path: &str,
+    body: &[u8],
+    create: impl FnOnce() -> Result<Response, mio_platform::ApiError>,
+) -> Answer {
+    use mio_platform::idempotency::{Atomicity, Keyed};
+    Answer::of(
+        Keyed::of_form(form.text("idempotency_key"), "POST", api_path).and_then(|keyed| {
+            keyed.run(
+                &ctx.db,
+                ctx.account().id.as_str(),
+                body,
+                Atomicity::Transaction,
+                ctx.now,
+                |_| create(),
+            )
+        }),
+    )
+}
+
 /// A query string of the non-empty `pairs`.
 fn query(pairs: &[(&str, &str)]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());
