@@ -5,6 +5,7 @@
 use crate::account::TimeZone;
 use crate::charge::{format_money, minor_unit_digits};
 use crate::encoding::hex_encode;
+use crate::rules::Trigger;
 use crate::time::Timestamp;
 use crate::timing::local_instant;
 use crate::token::secret_matches;
@@ -185,6 +186,24 @@ pub fn describe_minutes(minutes: i64) -> String {
     } else {
         format!("{amount} {name}")
     }
+}
+
+/// When a run happens, as the screens say it: `1 day before the visit starts, at 09:00`,
+/// `when the job is marked complete`.
+pub fn describe_timing(trigger: Trigger, offset_minutes: i64, local_time: Option<&str>) -> String {
+    let span = describe_minutes(offset_minutes);
+    let mut words = match (trigger, offset_minutes) {
+        (Trigger::BeforeStart, 0) => "when the visit starts".to_owned(),
+        (Trigger::BeforeStart, _) => format!("{span} before the visit starts"),
+        (Trigger::AfterEnd, 0) => "when the visit ends".to_owned(),
+        (Trigger::AfterEnd, _) => format!("{span} after the visit ends"),
+        (Trigger::AfterComplete, 0) => "when the job is marked complete".to_owned(),
+        (Trigger::AfterComplete, _) => format!("{span} after the job is marked complete"),
+    };
+    if let Some(at) = local_time {
+        words.push_str(&format!(", at {at}"));
+    }
+    words
 }
 
 /// An amount typed in a form (`125`, `125.5`, `125.50`; no sign, no grouping) in minor units
@@ -402,6 +421,30 @@ mod tests {
             // An hour repeated when clocks go back reads as its first occurrence.
             prop_assert!(read == instant || read.plus_minutes(60) == instant);
         }
+    }
+
+    #[test]
+    fn timing_reads_as_a_sentence() {
+        assert_eq!(
+            describe_timing(Trigger::BeforeStart, 1440, Some("09:00")),
+            "1 day before the visit starts, at 09:00"
+        );
+        assert_eq!(
+            describe_timing(Trigger::BeforeStart, 0, None),
+            "when the visit starts"
+        );
+        assert_eq!(
+            describe_timing(Trigger::AfterEnd, 90, None),
+            "90 minutes after the visit ends"
+        );
+        assert_eq!(
+            describe_timing(Trigger::AfterComplete, 0, None),
+            "when the job is marked complete"
+        );
+        assert_eq!(
+            describe_timing(Trigger::AfterComplete, 120, None),
+            "2 hours after the job is marked complete"
+        );
     }
 
     #[test]

@@ -864,3 +864,64 @@ scenario(
     assert.equal((await customersMatching(A.token, 'hedy')).length, 1, 'one Hedy, not two');
   },
 );
+
+scenario(
+  'j. the new-booking form books in the account time zone, once even when sent twice, and repeats',
+  async ({ page }) => {
+    await signIn(page, A.token);
+    await open(page, `/app/bookings/new?customer_id=${A.customer}`);
+    await assertLayout(page, 'New booking');
+    const bookingsOf = async () =>
+      (await api(A.token, `/api/v1/bookings?customer_id=${A.customer}&limit=200`)).data.filter(
+        (b) => b.service_type.startsWith('Window wash'),
+      );
+    assert.deepEqual(await bookingsOf(), []);
+
+    // 09:30 on 2027-03-10 in America/Toronto (the account's zone; still EST) is 14:30 UTC.
+    await field(page, 'Service type').fill('Window wash');
+    await field(page, 'Start').fill('2027-03-10T09:30');
+    await field(page, 'End').fill('2027-03-10T11:30');
+    await field(page, 'Amount').fill('125.50');
+    await field(page, 'Currency').fill('usd');
+    const created = await submit(page, button(page, 'Create booking'));
+    assert.equal(created.status(), 303);
+    const id = new URL(page.url()).pathname.match(/^\/app\/bookings\/(bkg_\w+)$/)?.[1];
+    assert.ok(id, `the answer leads to the new booking's page, not ${page.url()}`);
+    await assertLayout(page, 'Booking');
+    await page.getByText('125.50 USD').first().waitFor();
+    const booking = await api(A.token, `/api/v1/bookings/${id}`);
+    const instant = (text) => new Date(text).toISOString();
+    assert.equal(instant(booking.start_at), '2027-03-10T14:30:00.000Z');
+    assert.equal(instant(booking.end_at), '2027-03-10T16:30:00.000Z');
+    assert.equal(booking.amount_cents, 12550);
+    assert.equal(booking.currency, 'usd');
+
+    // Sent again with the key it was shown with: the same booking, not a second one to charge.
+    const again = await page.request.post(created.request().url(), {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      data: created.request().postData(),
+      maxRedirects: 0,
+    });
+    assert.equal(again.status(), 303);
+    assert.equal(new URL(again.headers().location, page.url()).pathname, `/app/bookings/${id}`);
+    assert.equal((await bookingsOf()).length, 1, 'one booking, not two');
+
+    // A repeating booking: one booking per visit.
+    await open(page, `/app/bookings/new?customer_id=${A.customer}`);
+    await field(page, 'Service type').fill('Window wash weekly');
+    await field(page, 'Start').fill('2027-04-05T10:00');
+    await field(page, 'End').fill('2027-04-05T11:00');
+    await field(page, 'Amount').fill('80');
+    await field(page, 'Currency').fill('usd');
+    await field(page, 'Repeats').selectOption('weekly');
+    await field(page, 'Number of visits').fill('3');
+    assert.equal((await submit(page, button(page, 'Create booking'))).status(), 303);
+    const weekly = (await bookingsOf()).filter((b) => b.service_type === 'Window wash weekly');
+    // 10:00 in Toronto is 14:00 UTC after the switch to daylight time (2027-03-14).
+    assert.deepEqual(
+      weekly.map((b) => instant(b.start_at)),
+      ['2027-04-05T14:00:00.000Z', '2027-04-12T14:00:00.000Z', '2027-04-19T14:00:00.000Z'],
+    );
+    assert.equal(new Set(weekly.map((b) => b.series_id)).size, 1, 'one series');
+  },
+);

@@ -9,8 +9,8 @@ use crate::html::{self, Section, e};
 use mio_api::customers::handlers::customers;
 use mio_api::overrides::handlers::overrides;
 use mio_shared::CustomerId;
-use mio_shared::console::describe_minutes;
-use mio_shared::rules::Automation;
+use mio_shared::console::describe_timing;
+use mio_shared::rules::{Automation, Trigger};
 use serde_json::{Value, json};
 use spin_sdk::http::Response;
 
@@ -31,24 +31,6 @@ fn source(source: &str) -> &'static str {
         "service_type" => "service-type rule",
         _ => "no rules set",
     }
-}
-
-/// When a run happens, in words: `2 hours before the visit starts, at 09:00`.
-pub fn timing(trigger: &Value, offset: &Value, local_time: &Value) -> String {
-    let offset = offset.as_i64().unwrap_or_default();
-    let span = describe_minutes(offset);
-    let mut words = match text(trigger) {
-        "before_start" => format!("{span} before the visit starts"),
-        "after_end" if offset == 0 => "when the visit ends".to_owned(),
-        "after_end" => format!("{span} after the visit ends"),
-        "after_complete" if offset == 0 => "when the job is marked complete".to_owned(),
-        "after_complete" => format!("{span} after the job is marked complete"),
-        _ => return String::new(),
-    };
-    if let Some(at) = local_time.as_str() {
-        words.push_str(&format!(", at {at}"));
-    }
-    words
 }
 
 /// `/app/customers/{id}/automations`.
@@ -109,15 +91,16 @@ fn section(ctx: &Ctx, id: &CustomerId, entry: &Value) -> String {
         )
     })
     .collect();
-    let timing = timing(
-        &effective["trigger"],
-        &effective["offset_minutes"],
-        &effective["local_time"],
-    );
-    let timing = if timing.is_empty() {
-        String::new()
-    } else {
-        format!("<dt>Timing</dt><dd>{}</dd>", e(&timing))
+    let timing = match Trigger::parse(text(&effective["trigger"])) {
+        Some(trigger) => format!(
+            "<dt>Timing</dt><dd>{}</dd>",
+            e(&describe_timing(
+                trigger,
+                effective["offset_minutes"].as_i64().unwrap_or_default(),
+                effective["local_time"].as_str(),
+            ))
+        ),
+        None => String::new(),
     };
     let next = if entry["next_run_at"].is_string() {
         when(ctx, &entry["next_run_at"])
